@@ -57,7 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "watchkeeper-llm/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the server runs inside tests and the demo."""
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:

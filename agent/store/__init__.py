@@ -1,0 +1,1 @@
+"""ClickHouse storage: client, schema migrations, and the row writers of each table."""

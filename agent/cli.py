@@ -1,0 +1,113 @@
+"""`watchkeeper <command>`: the one entry point of every process and tool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.agent.config import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    return load_settings(args.config, **overrides)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from watchkeeper.agent import logs
+    from watchkeeper.agent.runtime import Runtime, serve_until_signal
+
+    settings = _settings(args, **{
+        "bus": args.bus,
+        "sidecar.otlp_http_port": args.otlp_http_port,
+        "sidecar.otlp_grpc_port": args.otlp_grpc_port,
+        "api.port": args.api_port,
+    })
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(serve_until_signal(Runtime(settings)))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.store.client import Store
+    from watchkeeper.agent.store.migrate import migrate
+
+    settings = _settings(args, **{"store.url": args.store_url})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.store_url, settings.store)
+    applied = migrate(store)
+    store.close()
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.query import run_query, show
+
+    settings = _settings(args, **{"store.url": args.store_url})
+    columns, rows = run_query(settings, args.sql, api=args.api, token=args.token)
+    show(columns, rows, args.format)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.demo.runner import run_demo
+
+    return run_demo(args.endpoint, rounds=args.rounds, token=args.token)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="watchkeeper", description=__doc__)
+    root.add_argument("--config", type=Path, default=None,
+                      help="YAML config file (env WATCHKEEPER_* and flags override it)")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run sidecar + ingest + API in one process (embedded default)")
+    up.add_argument("--data-dir", type=Path)
+    up.add_argument("--bus", help="memory:// (default) or kafka://host:port")
+    up.add_argument("--otlp-http-port", type=int)
+    up.add_argument("--otlp-grpc-port", type=int)
+    up.add_argument("--api-port", type=int)
+    up.set_defaults(func=cmd_up)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
+    migrate.add_argument("--data-dir", type=Path)
+    migrate.add_argument("--store-url", help="chdb:///path or http(s)://host:port")
+    migrate.set_defaults(func=cmd_migrate)
+
+    query = sub.add_parser("query", help="read-only SQL over the store")
+    query.add_argument("sql")
+    query.add_argument("--data-dir", type=Path)
+    query.add_argument("--store-url")
+    query.add_argument("--api", help="URL of a running agent's API (default: the agent that "
+                                     "owns --data-dir, if one runs)")
+    query.add_argument("--token", help="API token (or WATCHKEEPER_API__TOKEN)")
+    query.add_argument("--format", choices=("table", "json"), default="table")
+    query.set_defaults(func=cmd_query)
+
+    demo = sub.add_parser("demo", help="drive realistic LLM traffic through the SDK")
+    demo.add_argument("--endpoint", default="http://127.0.0.1:4318",
+                      help="OTLP/HTTP endpoint of a running agent or sidecar")
+    demo.add_argument("--rounds", type=int, default=1, help="repeat the scripted traffic")
+    demo.add_argument("--token", help="sidecar token, if it requires one")
+    demo.set_defaults(func=cmd_demo)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except ConfigError as exc:
+        print(f"watchkeeper: configuration error\n{exc}", file=sys.stderr)
+        code = 2
+    except Exception as exc:  # noqa: BLE001 - a clear one-line reason instead of a traceback
+        if not isinstance(exc, KeyboardInterrupt):
+            print(f"watchkeeper {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,250 @@
+"""The one configuration model: YAML file, then `WATCHKEEPER_*` environment variables (nested
+with `__`, e.g. WATCHKEEPER_SIDECAR__OTLP_HTTP_PORT), then command-line flags. A bad value
+fails at start naming the field and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BUILTIN_REDACTIONS = ("email", "phone", "card", "api_key", "bearer", "ip")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _secret_from_file(secret: SecretStr | None, path: Path | None) -> SecretStr | None:
+    """Secrets come from env or a mounted file (Kubernetes secrets), never from argv."""
+    if path is None:
+        return secret
+    return SecretStr(path.read_text().strip())
+
+
+class RedactionPattern(Section):
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class RedactionConfig(Section):
+    enabled: bool = True
+    builtin: list[Literal["email", "phone", "card", "api_key", "bearer", "ip"]] = Field(
+        default_factory=lambda: list(BUILTIN_REDACTIONS)
+    )
+    patterns: list[RedactionPattern] = Field(default_factory=list)
+
+
+class SamplingConfig(Section):
+    ratio: float = Field(1.0, ge=0.0, le=1.0, description="share of traces kept")
+    keep_errors: bool = True
+
+
+class SidecarConfig(Section):
+    host: str = "127.0.0.1"
+    otlp_http_port: int = Field(4318, ge=0, le=65535)
+    otlp_grpc_port: int = Field(4317, ge=0, le=65535)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+
+    @model_validator(mode="after")
+    def _token(self) -> SidecarConfig:
+        self.token = _secret_from_file(self.token, self.token_file)
+        return self
+
+
+class IngestConfig(Section):
+    group: str = "wk-ingest"
+    batch_max_rows: int = Field(5000, gt=0)
+    flush_interval_s: float = Field(0.5, gt=0)
+    join_window_s: float = Field(2.0, ge=0, description="how long a span waits for its logs")
+    hash_user_ids: bool = True
+    user_id_salt: SecretStr = SecretStr("")
+
+
+class StoreConfig(Section):
+    url: str | None = Field(None, description="chdb:///path or http(s)://host:port; "
+                                              "default: chdb under data_dir")
+    database: str = "watchkeeper"
+    username: str = "default"
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    verify_tls: bool = True
+    ca_cert: Path | None = None
+    retention_days: int = Field(30, ge=1)
+    cluster: str | None = None
+    replicated: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("chdb", "http", "https"):
+            raise ValueError("must start with chdb://, http:// or https://")
+        return value
+
+    @field_validator("database", "cluster")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None and not IDENTIFIER.match(value):
+            raise ValueError("must be a plain identifier (letters, digits, underscore)")
+        return value
+
+    @model_validator(mode="after")
+    def _password(self) -> StoreConfig:
+        self.password = _secret_from_file(self.password, self.password_file)
+        return self
+
+
+class ApiConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8686, ge=0, le=65535)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    max_rows: int = Field(10_000, gt=0)
+
+    @model_validator(mode="after")
+    def _token(self) -> ApiConfig:
+        self.token = _secret_from_file(self.token, self.token_file)
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WATCHKEEPER_", env_nested_delimiter="__",
+                                      extra="forbid")
+    config_file: ClassVar[Path | None] = None
+
+    data_dir: Path = Path(".watchkeeper")
+    bus: str = "memory://"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    sidecar: SidecarConfig = Field(default_factory=SidecarConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+
+    @field_validator("bus")
+    @classmethod
+    def _bus(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("memory", "kafka"):
+            raise ValueError("must be memory:// or kafka://host:port[,host:port]")
+        return value
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if cls.config_file is not None:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=cls.config_file),)
+        return sources
+
+
+class ConfigError(Exception):
+    """Raised with one line per bad field: `section.field: reason (got value)`."""
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "config"
+        got = item.get("input")
+        shown = "" if isinstance(got, dict | SecretStr) or got is None else f" (got {got!r})"
+        lines.append(f"{where}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Flags given on the command line (overrides) win over env, env over the file."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file}: not found")
+        try:
+            yaml.safe_load(config_file.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {config_file}: not valid YAML: {exc}") from exc
+    Settings.config_file = config_file
+    try:
+        return _nested(Settings, overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except OSError as exc:  # a *_file secret that cannot be read
+        raise ConfigError(f"{exc.filename}: {exc.strerror}") from None
+    finally:
+        Settings.config_file = None
+
+
+def _nested(cls: type[Settings], overrides: dict[str, Any]) -> Settings:
+    """Overrides use dotted keys ("sidecar.otlp_http_port") so that flags name config fields."""
+    tree: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    if not tree:
+        return cls()
+    # Merge flag values over what env and file say for the same section.
+    base = cls().model_dump()
+    for section, values in tree.items():
+        if isinstance(values, dict) and isinstance(base.get(section), dict):
+            merged = _deep_merge(base[section], values)
+            tree[section] = _unwrap_secrets(merged)
+    return cls(**tree)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def _unwrap_secrets(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.get_secret_value() if isinstance(v, SecretStr) else
+                _unwrap_secrets(v) if isinstance(v, dict) else v) for k, v in values.items()}

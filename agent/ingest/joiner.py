@@ -1,0 +1,113 @@
+"""Joins content log records to their span. Instrumentations send content as log records that
+travel in other requests than the span (before or after it), so a GenAI span waits here for the
+join window, gathering the logs that carry its trace and span ids. Every waiting item remembers
+the bus position it came from, so ingest never commits past something still waiting.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from watchkeeper.agent.bus import TopicPartition
+from watchkeeper.collectors.normalise.otlp import LogView, SpanView
+
+Ref = tuple[TopicPartition, int]  # (topic, partition), offset
+Key = tuple[str, str]  # trace id, span id
+CHOICE = "gen_ai.choice"
+ROLE_MESSAGE_PREFIX = "gen_ai."
+
+
+@dataclass(slots=True)
+class _Waiting:
+    log: LogView
+    arrived: float
+    ref: Ref
+
+
+@dataclass(slots=True)
+class _Span:
+    span: SpanView
+    arrived: float
+    ref: Ref
+    logs: list[_Waiting] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    span: SpanView
+    logs: list[LogView]
+
+
+class Joiner:
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._spans: dict[Key, _Span] = {}
+        self._logs: dict[Key, list[_Waiting]] = defaultdict(list)
+        self._idless: list[_Waiting] = []
+
+    def __len__(self) -> int:
+        return len(self._spans) + sum(map(len, self._logs.values())) + len(self._idless)
+
+    def add_span(self, span: SpanView, ref: Ref, now: float) -> None:
+        key = (span.trace_id, span.span_id)
+        waiting = _Span(span, now, ref, self._logs.pop(key, []))
+        self._spans[key] = waiting
+
+    def add_log(self, log: LogView, ref: Ref, now: float) -> None:
+        item = _Waiting(log, now, ref)
+        if not log.trace_id or not log.span_id:
+            self._idless.append(item)
+            return
+        key = (log.trace_id, log.span_id)
+        if key in self._spans:
+            self._spans[key].logs.append(item)
+        else:
+            self._logs[key].append(item)
+
+    def due(self, now: float, force: bool = False) -> tuple[list[Joined], list[LogView]]:
+        """Spans whose window has passed, with their logs; and logs that never met a span."""
+        cutoff = now - self.window_s
+        ready = [key for key, s in self._spans.items() if force or s.arrived <= cutoff]
+        joined = []
+        for key in ready:
+            waiting = self._spans.pop(key)
+            self._adopt_idless(waiting)
+            joined.append(Joined(waiting.span, [w.log for w in waiting.logs]))
+        # A log waits two windows for its span: the span may be the slower of the two.
+        orphan_cutoff = now - 2 * self.window_s
+        orphans: list[LogView] = []
+        for key in [k for k, items in self._logs.items()
+                    if force or items[0].arrived <= orphan_cutoff]:
+            orphans += [w.log for w in self._logs.pop(key)]
+        keep: list[_Waiting] = []
+        for item in self._idless:
+            if not force and item.arrived > orphan_cutoff:
+                keep.append(item)
+            else:
+                orphans.append(item.log)
+        self._idless = keep
+        return joined, orphans
+
+    def _adopt_idless(self, waiting: _Span) -> None:
+        """Streaming choice events of some instrumentations lose their ids; give such an event
+        to a span of the same process whose own logs have the messages but no choice."""
+        names = {w.log.event_name for w in waiting.logs}
+        if CHOICE in names or not any(n.startswith(ROLE_MESSAGE_PREFIX) for n in names):
+            return
+        instance = (str(waiting.span.resource.get("service.name", "")),
+                    str(waiting.span.resource.get("service.instance.id", "")))
+        for item in self._idless:
+            if item.log.event_name == CHOICE and item.log.instance == instance:
+                self._idless.remove(item)
+                waiting.logs.append(item)
+                return
+
+    def refs(self) -> Iterable[Ref]:
+        for s in self._spans.values():
+            yield s.ref
+            yield from (w.ref for w in s.logs)
+        for items in self._logs.values():
+            yield from (w.ref for w in items)
+        yield from (w.ref for w in self._idless)

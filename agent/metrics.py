@@ -1,0 +1,26 @@
+"""Prometheus metrics of every service, served at /metrics by the API listener."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECEIVED = Counter("wk_sidecar_received_total", "OTLP items received", ["signal", "transport"])
+REJECTED = Counter("wk_sidecar_rejected_total", "OTLP items rejected as invalid", ["signal"])
+SAMPLED_OUT = Counter("wk_sidecar_sampled_out_total", "OTLP items dropped by head sampling",
+                      ["signal"])
+REDACTIONS = Counter("wk_sidecar_redactions_total", "values redacted before forwarding",
+                     ["signal"])
+BAD_REQUESTS = Counter("wk_sidecar_bad_requests_total", "malformed OTLP requests", ["transport"])
+UNAUTHORIZED = Counter("wk_sidecar_unauthorized_total", "requests without a valid token",
+                       ["transport"])
+PUBLISH_ERRORS = Counter("wk_bus_publish_errors_total", "messages the bus refused", ["topic"])
+
+INGEST_MESSAGES = Counter("wk_ingest_messages_total", "bus messages consumed", ["signal"])
+INGEST_ROWS = Counter("wk_ingest_rows_total", "rows inserted", ["table"])
+INGEST_DEAD_LETTERS = Counter("wk_ingest_dead_letters_total", "undecodable messages set aside")
+INGEST_ORPHAN_LOGS = Counter("wk_ingest_orphan_logs_total",
+                             "content log records that never met their span")
+INGEST_INSERT_SECONDS = Histogram("wk_ingest_insert_seconds", "ClickHouse insert latency",
+                                  ["table"])
+INGEST_LAG = Gauge("wk_ingest_consumer_lag", "messages not yet committed by ingest")
+INGEST_PENDING = Gauge("wk_ingest_pending_items", "spans and logs waiting in the join window")

@@ -1,0 +1,152 @@
+"""Assembles the services of one process from config and runs them with one lifecycle:
+start, serve, and on SIGTERM drain (stop accepting, flush what was accepted, exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+
+from watchkeeper.agent import api
+from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.bus import Bus, open_bus
+from watchkeeper.agent.config import Settings
+from watchkeeper.agent.ingest.service import IngestService
+from watchkeeper.agent.sidecar import grpc_receiver
+from watchkeeper.agent.sidecar import http as otlp_http
+from watchkeeper.agent.sidecar.pipeline import Pipeline
+from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.migrate import migrate
+
+log = logging.getLogger(__name__)
+OWNER_FILE = "agent.json"
+
+
+@dataclass
+class Ports:
+    otlp_http: int = 0
+    otlp_grpc: int = 0
+    api: int = 0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    sidecar: bool = True
+    ingest: bool = True
+    ports: Ports = field(default_factory=Ports)
+
+    def __post_init__(self) -> None:
+        self.bus: Bus | None = None
+        self.store: Store | None = None
+        self._runners: list[web.AppRunner] = []
+        self._grpc: grpc.aio.Server | None = None
+        self._ingest: IngestService | None = None
+        self._ingest_thread: threading.Thread | None = None
+        self._stop_ingest = threading.Event()
+
+    async def start(self) -> None:
+        s = self.settings
+        self.bus = open_bus(s.bus)
+        if self.ingest:
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+            self.store = Store(s.store_url, s.store)
+            applied = await asyncio.to_thread(migrate, self.store)
+            log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
+            self._ingest = IngestService(self.bus, self.store, s.ingest)
+            self._ingest_thread = threading.Thread(
+                target=self._ingest.run, args=(self._stop_ingest,), name="ingest", daemon=True)
+            self._ingest_thread.start()
+        if self.sidecar:
+            pipeline = Pipeline(s.sidecar, self.bus)
+            tokens = TokenCheck(s.sidecar.token)
+            runner = await otlp_http.serve(
+                otlp_http.app(pipeline, tokens, s.sidecar.max_body_bytes),
+                s.sidecar.host, s.sidecar.otlp_http_port)
+            self._runners.append(runner)
+            self.ports.otlp_http = otlp_http.bound_port(runner)
+            self._grpc, self.ports.otlp_grpc = await grpc_receiver.serve(
+                pipeline, tokens, s.sidecar.host, s.sidecar.otlp_grpc_port,
+                s.sidecar.max_body_bytes)
+        api_runner = await otlp_http.serve(
+            api.app(self.store, self.readiness, TokenCheck(s.api.token), s.api.max_rows),
+            s.api.host, s.api.port)
+        self._runners.append(api_runner)
+        self.ports.api = otlp_http.bound_port(api_runner)
+        if self.store is not None:
+            self._write_owner_file()
+        log.info("watchkeeper started", extra={"otlp_http": self.ports.otlp_http,
+                                               "otlp_grpc": self.ports.otlp_grpc,
+                                               "api": self.ports.api, "bus": s.bus})
+
+    def readiness(self) -> dict[str, bool]:
+        checks = {"bus": self.bus is not None}
+        if self.ingest:
+            checks["ingest"] = bool(self._ingest_thread and self._ingest_thread.is_alive())
+        if self.sidecar:
+            checks["sidecar"] = self._grpc is not None
+        return checks
+
+    async def stop(self) -> None:
+        """Drain: receivers first (no new data), then ingest flushes everything accepted."""
+        log.info("draining")
+        if self._grpc is not None:
+            await self._grpc.stop(grace=5.0)
+        for runner in self._runners[:-1]:
+            await runner.cleanup()
+        if self._ingest_thread is not None:
+            self._stop_ingest.set()
+            await asyncio.to_thread(self._ingest_thread.join)
+        await self._runners[-1].cleanup()  # the API answers /readyz until the end
+        if self.bus is not None:
+            self.bus.close()
+        if self.store is not None:
+            (self.settings.data_dir / OWNER_FILE).unlink(missing_ok=True)
+            self.store.close()
+        log.info("stopped", extra={"stored_samples": self._ingest.stored_samples
+                                   if self._ingest else 0})
+
+    def _write_owner_file(self) -> None:
+        """Tells `watchkeeper query --data-dir` which running process owns the store."""
+        owner = {"pid": os.getpid(), "api": f"http://{self.settings.api.host}:{self.ports.api}"}
+        (self.settings.data_dir / OWNER_FILE).write_text(json.dumps(owner))
+
+
+def owner_api(data_dir: Path) -> str | None:
+    """The API URL of a live process that owns the store under data_dir, if any."""
+    try:
+        owner = json.loads((data_dir / OWNER_FILE).read_text())
+        os.kill(int(owner["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return str(owner["api"])
+
+
+def _safe_url(url: str) -> str:
+    """Never log credentials embedded in a URL."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+async def serve_until_signal(runtime: Runtime) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    print(json.dumps({"event": "ready", "otlp_http": runtime.ports.otlp_http,
+                      "otlp_grpc": runtime.ports.otlp_grpc, "api": runtime.ports.api}),
+          flush=True)
+    await stop.wait()
+    await runtime.stop()

@@ -1,0 +1,54 @@
+"""OTLP/gRPC receiver (:4317): the trace and logs services. Requests arrive as raw bytes so that
+a malformed one is answered INVALID_ARGUMENT with the reason, like the HTTP side's 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from watchkeeper.agent import metrics
+from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.sidecar.pipeline import REQUEST_TYPES, Pipeline, Unavailable
+
+SERVICES = {
+    "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
+    "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
+}
+Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+def _handler(pipeline: Pipeline, tokens: TokenCheck, signal: str) -> Handler:
+    async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = dict(context.invocation_metadata() or ())
+        if not tokens.allows(metadata.get("authorization")):
+            metrics.UNAUTHORIZED.labels("grpc").inc()
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+        request = REQUEST_TYPES[signal]()
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            metrics.BAD_REQUESTS.labels("grpc").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"not a valid {type(request).__name__}: {exc}")
+        try:
+            response = pipeline.export(signal, request, "grpc")
+        except Unavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot forward now: {exc}")
+        return response.SerializeToString()
+
+    return export
+
+
+async def serve(pipeline: Pipeline, tokens: TokenCheck, host: str, port: int,
+                max_body_bytes: int) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_body_bytes)])
+    for signal, service in SERVICES.items():
+        method = grpc.unary_unary_rpc_method_handler(_handler(pipeline, tokens, signal))
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, {"Export": method}),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    return server, bound

@@ -1,0 +1,67 @@
+"""OTLP/HTTP receiver (:4318): POST /v1/traces and /v1/logs, protobuf or JSON, gzip."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from grpc import StatusCode
+
+from watchkeeper.agent import metrics
+from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.sidecar import otlp_codec
+from watchkeeper.agent.sidecar.pipeline import REQUEST_TYPES, Pipeline, Unavailable
+
+RETRY_AFTER_S = "2"
+
+
+def app(pipeline: Pipeline, tokens: TokenCheck, max_body_bytes: int) -> web.Application:
+    async def handle(request: web.Request, signal: str) -> web.Response:
+        content_type = request.headers.get("Content-Type", "")
+        if not tokens.allows(request.headers.get("Authorization")):
+            metrics.UNAUTHORIZED.labels("http").inc()
+            return _error(401, StatusCode.UNAUTHENTICATED, "missing or invalid bearer token",
+                          content_type)
+        try:
+            raw = await request.read()
+            body = otlp_codec.decompress(raw, request.headers.get("Content-Encoding", ""),
+                                         max_body_bytes)
+            export = otlp_codec.decode(body, content_type, REQUEST_TYPES[signal])
+            response = pipeline.export(signal, export, "http")
+        except otlp_codec.BadRequest as exc:
+            metrics.BAD_REQUESTS.labels("http").inc()
+            return _error(400, StatusCode.INVALID_ARGUMENT, str(exc), content_type)
+        except Unavailable as exc:
+            return _error(503, StatusCode.UNAVAILABLE, f"cannot forward now: {exc}",
+                          content_type, {"Retry-After": RETRY_AFTER_S})
+        data, media = otlp_codec.encode(response, content_type)
+        return web.Response(body=data, content_type=media)
+
+    async def traces(request: web.Request) -> web.Response:
+        return await handle(request, "traces")
+
+    async def logs(request: web.Request) -> web.Response:
+        return await handle(request, "logs")
+
+    application = web.Application(client_max_size=max_body_bytes)
+    application.router.add_post("/v1/traces", traces)
+    application.router.add_post("/v1/logs", logs)
+    return application
+
+
+def _error(http_status: int, code: StatusCode, text: str, content_type: str,
+           headers: dict[str, str] | None = None) -> web.Response:
+    data, media = otlp_codec.status(code.value[0], text, content_type)
+    return web.Response(status=http_status, body=data, content_type=media, headers=headers)
+
+
+async def serve(application: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, shutdown_timeout=5.0).start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (port 0 asks the OS for a free one)."""
+    server = next(iter(runner.sites))._server  # type: ignore[attr-defined]
+    return int(server.sockets[0].getsockname()[1])
+

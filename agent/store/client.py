@@ -1,0 +1,109 @@
+"""The store: ClickHouse through clickhouse-connect, always. `chdb:///path` opens the in-process
+engine (embedded default, one owner per process); `http(s)://` reaches a server. Same SQL, same
+client API, same schema.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from watchkeeper.agent.config import StoreConfig
+
+READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b",
+                       re.IGNORECASE)
+
+
+# Table functions reach outside the database (files, URLs, other servers): never for user SQL.
+OUTSIDE = re.compile(
+    r"\b(file|url|s3|s3Cluster|gcs|azureBlobStorage|hdfs|remote|remoteSecure|cluster|"
+    r"clusterAllReplicas|mysql|postgresql|sqlite|mongodb|redis|jdbc|odbc|executable|input|"
+    r"deltaLake|iceberg|hudi|fileCluster|urlCluster)\s*\(",
+    re.IGNORECASE,
+)
+
+
+class ReadOnlyViolation(ValueError):
+    """Only reading statements are served to users."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def connect(url: str, config: StoreConfig) -> Client:
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        return clickhouse_connect.get_client(dsn=url)
+    password = config.password.get_secret_value() if config.password else ""
+    return clickhouse_connect.get_client(
+        host=parts.hostname or "localhost",
+        port=parts.port or (8443 if parts.scheme == "https" else 8123),
+        secure=parts.scheme == "https",
+        verify=config.verify_tls,
+        ca_cert=str(config.ca_cert) if config.ca_cert else None,
+        username=parts.username or config.username,
+        password=parts.password or password,
+    )
+
+
+class Store:
+    """A thread-safe handle on the database named in config (chDB allows one engine per process,
+    so a process holds one Store and shares it)."""
+
+    def __init__(self, url: str, config: StoreConfig) -> None:
+        self.url = url
+        self.config = config
+        self._client = connect(url, config)
+        self._lock = threading.Lock()
+
+    @property
+    def database(self) -> str:
+        return self.config.database
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            return self._client.command(sql, parameters=parameters)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None) -> Result:
+        with self._lock:
+            result = self._client.query(sql, parameters=parameters, settings=settings)
+        return Result(list(result.column_names), [tuple(r) for r in result.result_rows])
+
+    def query_readonly(self, sql: str, parameters: dict[str, Any] | None = None,
+                       max_rows: int = 10_000) -> Result:
+        """User SQL: reading statements only, against the configured database."""
+        if not READ_ONLY.match(sql) or ";" in sql.strip().rstrip(";"):
+            raise ReadOnlyViolation("only a single SELECT, WITH, SHOW, DESCRIBE, EXPLAIN or "
+                                    "EXISTS statement is allowed")
+        if OUTSIDE.search(sql):
+            raise ReadOnlyViolation("table functions that read outside the database are not "
+                                    "allowed")
+        settings = {"max_result_rows": max_rows, "result_overflow_mode": "break"}
+        with self._lock:
+            self._client.database = self.database
+            result = self._client.query(sql.strip().rstrip(";"), parameters=parameters,
+                                        settings=settings)
+        return Result(list(result.column_names), [tuple(r) for r in result.result_rows])
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
+               dedup_token: str | None = None) -> None:
+        if not rows:
+            return
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        with self._lock:
+            self._client.insert(f"{self.database}.{table}", rows, column_names=list(columns),
+                                settings=settings)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()

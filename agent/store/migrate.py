@@ -1,0 +1,87 @@
+"""Versioned, idempotent schema migrations. Each file in migrations/ is applied once, in order,
+and recorded in schema_migrations; retention (TTL) is re-applied from config on every run.
+Identifiers come from validated config; data values are never interpolated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+from watchkeeper.agent.config import StoreConfig
+from watchkeeper.agent.store.client import Store
+
+log = logging.getLogger(__name__)
+
+# table -> ReplacingMergeTree version column
+TABLES = {"samples": "ingested_at", "spans": "ingested_at", "user_feedback": "ingested_at"}
+TTL_COLUMN = "ts"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("watchkeeper.agent.store").joinpath("migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, name = entry.name.removesuffix(".sql").partition("_")
+            found.append(Migration(int(version), name, entry.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+def _engine(config: StoreConfig, table: str, version_column: str) -> str:
+    if config.replicated:
+        path = f"'/clickhouse/tables/{{shard}}/{config.database}/{table}'"
+        return f"ReplicatedReplacingMergeTree({path}, '{{replica}}', {version_column})"
+    return f"ReplacingMergeTree({version_column})"
+
+
+def render(sql: str, config: StoreConfig) -> list[str]:
+    on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
+    settings = "index_granularity = 8192"
+    if not config.replicated:
+        # lets a replayed batch with the same insert_deduplication_token be dropped
+        settings += ", non_replicated_deduplication_window = 10000"
+    values = {
+        "db": config.database,
+        "on_cluster": on_cluster,
+        "ttl": f"TTL toDateTime({TTL_COLUMN}) + INTERVAL {config.retention_days} DAY",
+        "table_settings": settings,
+        **{f"engine_{t}": _engine(config, t, v) for t, v in TABLES.items()},
+    }
+    return [s.strip() for s in sql.format(**values).split(";\n") if s.strip()]
+
+
+def migrate(store: Store) -> list[int]:
+    """Apply what is missing; returns the versions applied now."""
+    config = store.config
+    on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
+    store.command(f"CREATE DATABASE IF NOT EXISTS {config.database} {on_cluster}")
+    store.command(
+        f"CREATE TABLE IF NOT EXISTS {config.database}.schema_migrations {on_cluster} "
+        "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = {int(r[0]) for r in store.query(
+        f"SELECT version FROM {config.database}.schema_migrations").rows}
+    applied = []
+    for migration in migrations():
+        if migration.version in done:
+            continue
+        for statement in render(migration.sql, config):
+            store.command(statement)
+        store.insert("schema_migrations", [[migration.version, migration.name]],
+                     ["version", "name"])
+        log.info("migration applied", extra={"version": migration.version,
+                                             "migration": migration.name})
+        applied.append(migration.version)
+    for table in TABLES:
+        store.command(f"ALTER TABLE {config.database}.{table} {on_cluster} MODIFY TTL "
+                      f"toDateTime({TTL_COLUMN}) + INTERVAL {config.retention_days} DAY")
+    return applied
