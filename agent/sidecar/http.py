@@ -1,8 +1,9 @@
-"""OTLP/HTTP receiver (:4318): POST /v1/traces and /v1/logs, protobuf or JSON, gzip."""
+"""OTLP/HTTP receiver (:4318): POST /v1/traces and /v1/logs, protobuf or JSON, gzip or not."""
 
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from grpc import StatusCode
 
 from watchkeeper.agent import metrics
@@ -21,9 +22,12 @@ def app(pipeline: Pipeline, tokens: TokenCheck, max_body_bytes: int) -> web.Appl
             return _error(401, StatusCode.UNAUTHENTICATED, "missing or invalid bearer token",
                           content_type)
         try:
-            raw = await request.read()
-            body = otlp_codec.decompress(raw, request.headers.get("Content-Encoding", ""),
-                                         max_body_bytes)
+            try:
+                # aiohttp inflates gzip/deflate bodies, holding the inflated size to the limit
+                body = await request.read()
+            except RequestPayloadError as exc:
+                encoding = request.headers.get("Content-Encoding", "")
+                raise otlp_codec.BadRequest(f"body is not valid {encoding}: {exc}") from exc
             export = otlp_codec.decode(body, content_type, REQUEST_TYPES[signal])
             response = pipeline.export(signal, export, "http")
         except otlp_codec.BadRequest as exc:
@@ -54,9 +58,9 @@ def _error(http_status: int, code: StatusCode, text: str, content_type: str,
 
 
 async def serve(application: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(application, access_log=None)
+    runner = web.AppRunner(application, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    await web.TCPSite(runner, host, port, shutdown_timeout=5.0).start()
+    await web.TCPSite(runner, host, port).start()
     return runner
 
 

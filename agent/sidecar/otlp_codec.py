@@ -1,13 +1,11 @@
-"""Decoding OTLP request bodies (protobuf or JSON, optionally gzip) and encoding responses and
-errors the way OTLP/HTTP specifies: the response in the request's encoding, errors as a
-google.rpc.Status.
+"""Decoding OTLP request bodies (protobuf or JSON) and encoding responses and errors the way
+OTLP/HTTP specifies: the response in the request's encoding, errors as a google.rpc.Status.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
-import zlib
+import json
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
@@ -22,22 +20,6 @@ M = TypeVar("M", bound=Message)
 
 class BadRequest(ValueError):
     """The body cannot be read as an OTLP request; the message says why."""
-
-
-def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "deflate"):
-        raise BadRequest(f"unsupported Content-Encoding {encoding!r}")
-    try:
-        inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-        data = inflater.decompress(body, limit + 1)
-    except (zlib.error, gzip.BadGzipFile) as exc:
-        raise BadRequest(f"body is not valid {encoding}: {exc}") from exc
-    if len(data) > limit:
-        raise BadRequest(f"decompressed body exceeds {limit} bytes")
-    return data
 
 
 def _hex_ids_to_base64(node: Any) -> Any:
@@ -69,8 +51,6 @@ def decode(body: bytes, content_type: str, message: type[M]) -> M:
             raise BadRequest(f"body is not a valid {message.__name__} protobuf: {exc}") from exc
         return request
     if media == JSON:
-        import json
-
         try:
             tree = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from watchkeeper.collectors.normalise.messages import loads_maybe
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 from watchkeeper.collectors.normalise.sample import (
     Feedback,
@@ -79,7 +80,9 @@ def _int(value: Any) -> int | None:
 
 
 def _timestamp(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    """A span without a start time is stamped on arrival rather than dated 1970 (which the
+    retention TTL would drop on insert)."""
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else datetime.now(UTC)
 
 
 def _stringify(attrs: dict[str, Any], skip: set[str] | frozenset[str]) -> dict[str, str]:
@@ -153,6 +156,12 @@ def to_sample(span: SpanView, logs: Sequence[LogView], options: NormaliseOptions
         for field, keys in ALIASES.items():
             if meta[field] is None:
                 meta[field] = _first(log.attributes, keys)
+    if meta["request_model"] is None:  # OpenInference keeps request parameters as one JSON
+        invocation = loads_maybe(attrs.get("llm.invocation_parameters"))
+        if isinstance(invocation, dict):
+            meta["request_model"] = invocation.get("model")
+    if meta["finish_reasons"] is None and attrs.get("llm.finish_reason"):
+        meta["finish_reasons"] = [attrs["llm.finish_reason"]]
     resource = {field: _text(_first(span.resource, keys))
                 for field, keys in RESOURCE_ALIASES.items()}
     finish = meta["finish_reasons"]

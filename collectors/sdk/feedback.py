@@ -57,10 +57,10 @@ def feedback(
     ambient = current_conversation()
     attrs: semconv.Attributes = {
         TRACE_ID: trace.format_trace_id(target.trace_id),
+        # Always present (empty when only the trace is known): it marks the span as feedback.
+        SPAN_ID: trace.format_span_id(target.span_id) if target.span_id else "",
         SCORE: value,
     }
-    if target.span_id:
-        attrs[SPAN_ID] = trace.format_span_id(target.span_id)
     if thumbs is not None:
         attrs[THUMBS] = thumbs
     if comment:

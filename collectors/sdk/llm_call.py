@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from . import semconv
@@ -63,7 +64,7 @@ class LLMCall:
         self.request_params = dict(request_params or {})
         self.attributes = dict(attributes or {})
         self._span: GenAISpan | None = None
-        self._context_token: object | None = None
+        self._context_token: Token[Context] | None = None
         self._call_token: Token[LLMCall | None] | None = None
         self._response: dict[str, Any] = {}
 
@@ -117,6 +118,12 @@ class LLMCall:
             self._response.setdefault("attributes", {}).update(attributes)
 
     def _flush_response(self, span: GenAISpan) -> None:
+        try:
+            self._respond(span)
+        except Exception:
+            logger.debug("watchkeeper: could not record an llm_call response", exc_info=True)
+
+    def _respond(self, span: GenAISpan) -> None:
         r = self._response
         finish = r.get("finish_reason")
         if finish is None and ("output" in r or "output_messages" in r):
@@ -163,7 +170,7 @@ class LLMCall:
             if self._call_token is not None:
                 _current_call.reset(self._call_token)
             if self._context_token is not None:
-                otel_context.detach(cast(Any, self._context_token))
+                otel_context.detach(self._context_token)
 
     async def __aenter__(self) -> LLMCall:
         return self.__enter__()
@@ -185,7 +192,6 @@ class LLMCall:
         messages = self.messages
         if messages is None and self.prompt is not None:
             messages = [{"role": "user", "content": self.prompt}]
-        system = self.system
         return GenAISpan(
             current(),
             operation=self.operation,
@@ -193,7 +199,7 @@ class LLMCall:
             model=self.model,
             params=known,
             messages=messages,
-            system=semconv.content_parts(system) if system is not None else (),
+            system=self.system,
             conversation_id=self.conversation_id,
             user_id=self.user_id,
             attributes={**extra, **self.attributes},

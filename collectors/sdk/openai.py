@@ -1,11 +1,12 @@
 """Tracing for the openai client's chat completions: sync, async and streaming.
 
-`patch_openai()` replaces `Completions.create` and `AsyncCompletions.create` of
+`patch_openai()` replaces `create` and `parse` of `Completions` and `AsyncCompletions` in
 `openai.resources.chat.completions` with wrappers that emit one GenAI CLIENT span per call
-(the `.stream()` helper goes through `create` too). The wrappers call the original exactly
-once, pass its result or exception through unchanged, and guard every line of their own so
-that telemetry trouble never reaches the app. openai is imported only when patching, so
-importing this module costs nothing in processes that never call the client.
+(the `.stream()` helper goes through `create`). `with_raw_response` / `with_streaming_response`
+calls get a span with the request only: reading their body is the app's business.
+The wrappers call the original exactly once, pass its result or exception through unchanged,
+and guard every line of their own so that telemetry trouble never reaches the app. openai is
+imported only when patching, so importing this module costs nothing without the client.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 _MODULE = "openai.resources.chat.completions"
 _ORIGINAL = "__watchkeeper_original__"
+_METHODS = ("create", "parse")
 _PARAMS = (*semconv.KNOWN_REQUEST_PARAMS,)
 
 
@@ -41,10 +43,10 @@ def patch_openai() -> bool:
     except ImportError:
         return False
     for cls, wrap in ((module.Completions, _wrap_sync), (module.AsyncCompletions, _wrap_async)):
-        create = cls.__dict__.get("create")
-        if create is None or hasattr(create, _ORIGINAL):
-            continue
-        cls.create = wrap(create)
+        for name in _METHODS:
+            method = cls.__dict__.get(name)
+            if method is not None and not hasattr(method, _ORIGINAL):
+                setattr(cls, name, wrap(method))
     return True
 
 
@@ -55,9 +57,10 @@ def unpatch_openai() -> None:
     except ImportError:
         return
     for cls in (module.Completions, module.AsyncCompletions):
-        original = getattr(cls.__dict__.get("create"), _ORIGINAL, None)
-        if original is not None:
-            cls.create = original
+        for name in _METHODS:
+            original = getattr(cls.__dict__.get(name), _ORIGINAL, None)
+            if original is not None:
+                setattr(cls, name, original)
 
 
 def is_patched() -> bool:

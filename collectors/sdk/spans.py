@@ -36,7 +36,7 @@ class GenAISpan:
         model: str | None,
         params: Mapping[str, Any] | None = None,
         messages: Iterable[Any] | None = None,
-        system: Sequence[semconv.Part] = (),
+        system: Any = None,
         conversation_id: str | None = None,
         user_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
@@ -44,6 +44,8 @@ class GenAISpan:
     ) -> None:
         """Start the span (not made current: callers decide how long it is current).
 
+        `messages` is the chat history (OpenAI style or latest schema); `system` is extra
+        system instructions given apart from it (a string or content parts).
         `attributes` are extra request attributes; `content_attributes` are extra ones that
         carry prompt content, dropped when content capture is off.
         """
@@ -60,7 +62,7 @@ class GenAISpan:
             try:
                 instructions, inputs = semconv.input_messages(messages)
                 attrs.update(semconv.content_attributes(
-                    system=[*system, *instructions], inputs=inputs))
+                    system=[*semconv.content_parts(system), *instructions], inputs=inputs))
                 attrs.update({k: v for k, v in (content_attributes or {}).items() if v})
             except Exception:
                 logger.debug("watchkeeper: could not convert input messages", exc_info=True)

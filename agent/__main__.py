@@ -1,0 +1,5 @@
+"""`python -m watchkeeper.agent` is the same as the `watchkeeper` command."""
+
+from watchkeeper.agent.cli import main
+
+main()
