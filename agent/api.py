@@ -52,7 +52,7 @@ def app(store: Store | None, readiness: Readiness, tokens: TokenCheck,
             result = await asyncio.to_thread(store.query_readonly, sql, parameters, max_rows)
         except ReadOnlyViolation as exc:
             return _json({"error": str(exc)}, 403)
-        except Exception as exc:  # noqa: BLE001 - the database's reason goes back to the caller
+        except Exception as exc:
             return _json({"error": f"{type(exc).__name__}: {exc}"}, 400)
         return _json({"columns": result.columns, "rows": result.rows})
 

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"watchkeeper: configuration error\n{exc}", file=sys.stderr)
         code = 2
-    except Exception as exc:  # noqa: BLE001 - a clear one-line reason instead of a traceback
+    except Exception as exc:
         if not isinstance(exc, KeyboardInterrupt):
             print(f"watchkeeper {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1

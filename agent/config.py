@@ -28,7 +28,8 @@ from pydantic_settings import (
 )
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-BUILTIN_REDACTIONS = ("email", "phone", "card", "api_key", "bearer", "ip")
+Builtin = Literal["email", "phone", "card", "api_key", "bearer", "ip"]
+BUILTIN_REDACTIONS: tuple[Builtin, ...] = ("email", "phone", "card", "api_key", "bearer", "ip")
 
 
 class Section(BaseModel):
@@ -58,10 +59,13 @@ class RedactionPattern(Section):
 
 class RedactionConfig(Section):
     enabled: bool = True
-    builtin: list[Literal["email", "phone", "card", "api_key", "bearer", "ip"]] = Field(
+    builtin: list[Builtin] = Field(
         default_factory=lambda: list(BUILTIN_REDACTIONS)
     )
     patterns: list[RedactionPattern] = Field(default_factory=list)
+    # Where the model server lives, not what the user said: left readable for debugging.
+    skip_attributes: list[str] = Field(
+        default_factory=lambda: ["server.address", "gen_ai.openai.api_base"])
 
 
 class SamplingConfig(Section):

@@ -6,17 +6,16 @@ import json
 import time
 
 import pytest
-
-from helpers import RunningAgent, post
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from helpers import RunningAgent, post
 from watchkeeper.agent.bus import (
     SIGNAL_HEADER,
-    BusError,
-     TOPIC_DEAD_LETTER,
+    TOPIC_DEAD_LETTER,
     TOPIC_SAMPLES,
     TOPIC_SPANS,
+    BusError,
 )
 from watchkeeper.agent.bus.memory import MemoryBus
 from watchkeeper.agent.ingest.joiner import Joiner

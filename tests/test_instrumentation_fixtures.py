@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers import RunningAgent, post
 
 FIXTURES = Path(__file__).parent / "fixtures" / "otlp"
@@ -63,5 +64,5 @@ def test_capture_normalises(agent: RunningAgent, case: str) -> None:
     assert pii["redactions"] >= 4
     assert "jane.doe" not in str(pii)
     assert failed["status"] == "error"
-    assert failed["error_type"]
+    assert failed["error_type"] in ("InternalServerError", "500")
     assert failed["prompt_text"] in ("", QUESTION)

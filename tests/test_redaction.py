@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import RunningAgent, post
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from helpers import RunningAgent, post
 from watchkeeper.agent.config import RedactionConfig, RedactionPattern
 from watchkeeper.agent.sidecar.redaction import Redactor, luhn_ok
 
@@ -59,6 +59,7 @@ def test_disabled_or_narrowed() -> None:
 def test_redacts_spans_events_and_logs_in_place() -> None:
     request = ExportTraceServiceRequest()
     span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.attributes.add(key="server.address").value.string_value = "10.0.0.7"  # not content
     span.attributes.add(key="gen_ai.prompt.0.content").value.string_value = "mail a@b.io"
     items = span.attributes.add(key="list").value.array_value.values
     items.add().string_value = "c@d.io"

@@ -22,7 +22,6 @@ from typing import Any
 import grpc
 import openai
 import pytest
-import watchkeeper.collectors as wk
 from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -31,6 +30,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel
+
+import watchkeeper.collectors as wk
 from watchkeeper.agent.demo.llm_server import LLMServer
 from watchkeeper.collectors.sdk import semconv
 from watchkeeper.collectors.sdk.setup import traces_url

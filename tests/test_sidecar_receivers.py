@@ -10,7 +10,6 @@ import grpc
 import pytest
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
-from helpers import RunningAgent, post
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
@@ -24,6 +23,8 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from helpers import RunningAgent, post
 
 MESSAGES_IN = [{"role": "user", "parts": [{"type": "text", "content": "Hello there"}]}]
 MESSAGES_OUT = [{"role": "assistant", "parts": [{"type": "text", "content": "Hi!"}],

@@ -34,11 +34,11 @@ from watchkeeper.collectors.normalise import (
     Sample,
     is_feedback,
     is_llm_call,
+    otlp,
     to_feedback,
     to_sample,
     to_span_record,
 )
-from watchkeeper.collectors.normalise import otlp
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class IngestService:
                     self.joiner.add_span(span, ref, now)
                 else:
                     self._batch.spans.append(rows.span_row(to_span_record(span)))
-        except Exception as exc:  # noqa: BLE001 - any undecodable message goes aside, not down
+        except Exception as exc:
             self._dead_letter(record, exc)
 
     def _dead_letter(self, record: Record, exc: Exception) -> None:

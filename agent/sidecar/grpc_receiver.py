@@ -37,7 +37,7 @@ def _handler(pipeline: Pipeline, tokens: TokenCheck, signal: str) -> Handler:
             response = pipeline.export(signal, request, "grpc")
         except Unavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot forward now: {exc}")
-        return response.SerializeToString()
+        return bytes(response.SerializeToString())
 
     return export
 

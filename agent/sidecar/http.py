@@ -66,6 +66,5 @@ async def serve(application: web.Application, host: str, port: int) -> web.AppRu
 
 def bound_port(runner: web.AppRunner) -> int:
     """The port actually bound (port 0 asks the OS for a free one)."""
-    server = next(iter(runner.sites))._server  # type: ignore[attr-defined]
-    return int(server.sockets[0].getsockname()[1])
+    return int(runner.addresses[0][1])
 

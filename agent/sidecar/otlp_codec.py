@@ -43,7 +43,7 @@ def _hex_ids_to_base64(node: Any) -> Any:
 
 def decode(body: bytes, content_type: str, message: type[M]) -> M:
     media = content_type.split(";")[0].strip().lower()
-    request = message()
+    request: M = message()
     if media == PROTOBUF:
         try:
             request.ParseFromString(body)

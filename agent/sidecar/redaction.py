@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
 from watchkeeper.agent.config import RedactionConfig
 
 REDACTIONS_KEY = "watchkeeper.redactions"
@@ -72,6 +73,7 @@ class Redactor:
         rules += [_rule(p.name, p.regex, None) for p in config.patterns]
         self.enabled = config.enabled and bool(rules)
         self._rules = rules
+        self._skip = frozenset(config.skip_attributes)
 
     def redact(self, text: str) -> tuple[str, int]:
         if not self.enabled:
@@ -103,7 +105,7 @@ class Redactor:
         return 0
 
     def _attributes(self, kvs: Iterable[KeyValue]) -> int:
-        return sum(self._value(kv.value) for kv in kvs)
+        return sum(self._value(kv.value) for kv in kvs if kv.key not in self._skip)
 
     def traces(self, request: ExportTraceServiceRequest) -> int:
         """Redact in place; returns the total count."""

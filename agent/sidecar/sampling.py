@@ -1,5 +1,5 @@
 """Head sampling by trace id, the same decision in every sidecar (like OpenTelemetry's
-TraceIdRatioBased: the low 8 bytes of the trace id against ratio × 2^64), with errors kept.
+TraceIdRatioBased: the low 8 bytes of the trace id against ratio * 2^64), with errors kept.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
 from watchkeeper.agent.config import SamplingConfig
 
 ERROR = Status.STATUS_CODE_ERROR

@@ -64,7 +64,8 @@ def latest_messages(value: Any) -> list[Message]:
             parts = [Part(**p) if isinstance(p, dict) else Part(content=str(p))
                      for p in item.get("parts") or []]
         else:  # tolerate OpenAI-style {role, content} lists
-            parts = parts_from_content(item.get("content")) + tool_call_parts(item.get("tool_calls"))
+            parts = parts_from_content(item.get("content"))
+            parts += tool_call_parts(item.get("tool_calls"))
         messages.append(Message(role=str(item.get("role") or "user"), parts=parts,
                                 finish_reason=item.get("finish_reason")))
     return messages

@@ -28,6 +28,7 @@ FEEDBACK_SPAN = "gen_ai.feedback"
 LLM_OPERATIONS = frozenset(
     {"chat", "text_completion", "completion", "generate_content", "responses", "create_response"}
 )
+GENAI_MARKERS = ("gen_ai.request.model", "gen_ai.system", "gen_ai.provider.name")
 MAX_ATTRIBUTE_CHARS = 4096
 
 # Each field, with the attribute names that carry it, newest convention first.
@@ -95,6 +96,14 @@ def _stringify(attrs: dict[str, Any], skip: set[str] | frozenset[str]) -> dict[s
     return out
 
 
+def _class_name(error_type: str) -> str:
+    """One spelling for dashboards: instrumentations write "InternalServerError",
+    "openai.InternalServerError" or repr(type(exc)), "<class 'openai.InternalServerError'>"."""
+    if error_type.startswith("<class '") and error_type.endswith("'>"):
+        error_type = error_type[8:-2]
+    return error_type.rsplit(".", 1)[-1] if " " not in error_type else error_type
+
+
 def _status(span: SpanView) -> Status:
     return span.status if span.status in ("ok", "error") else "unset"  # type: ignore[return-value]
 
@@ -106,7 +115,7 @@ def is_llm_call(span: SpanView) -> bool:
         return str(operation) in LLM_OPERATIONS
     if attrs.get("openinference.span.kind") == "LLM":
         return True
-    return any(k in attrs for k in ("gen_ai.request.model", "gen_ai.system", "gen_ai.provider.name"))
+    return any(k in attrs for k in GENAI_MARKERS)
 
 
 def is_feedback(span: SpanView) -> bool:
@@ -172,6 +181,7 @@ def to_sample(span: SpanView, logs: Sequence[LogView], options: NormaliseOptions
     if status == "error" and not error_type:
         error_type = next((_text(a.get("exception.type")) for n, a in span.events
                            if n == "exception"), "") or span.status_message
+    error_type = _class_name(error_type)
     redactions = _int(attrs.get(REDACTIONS_KEY)) or 0
     redactions += sum(_int(log.attributes.get(REDACTIONS_KEY)) or 0 for log in logs)
     return Sample(
