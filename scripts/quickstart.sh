@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The embedded default end to end: start `watchkeeper up` (sidecar + ingest + API, in-process
+# bus, chDB store under ./.watchkeeper), send demo traffic through the SDK, show what landed,
+# and stop the agent with SIGTERM (it drains before exiting).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WK=.venv/bin/watchkeeper
+DATA=${WATCHKEEPER_DATA_DIR:-.watchkeeper}
+HTTP_PORT=${OTLP_HTTP_PORT:-4318}
+API_PORT=${API_PORT:-8686}
+LOG=$(mktemp)
+
+$WK up --data-dir "$DATA" --otlp-http-port "$HTTP_PORT" --otlp-grpc-port "${OTLP_GRPC_PORT:-4317}" \
+  --api-port "$API_PORT" >"$LOG" 2>"$LOG.err" &
+AGENT=$!
+trap 'kill -TERM $AGENT 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  grep -q '"event": "ready"' "$LOG" 2>/dev/null && break
+  kill -0 $AGENT 2>/dev/null || { cat "$LOG.err"; exit 1; }
+  sleep 0.2
+done
+echo "agent ready: OTLP/HTTP :$HTTP_PORT, API :$API_PORT, store $DATA"
+
+$WK demo --endpoint "http://127.0.0.1:$HTTP_PORT"
+sleep 3  # the join window: content logs may trail their spans
+
+echo; echo "captured, per service and model:"
+$WK query --data-dir "$DATA" "SELECT service, request_model, count() AS calls,
+  countIf(status = 'error') AS errors, sum(redactions) AS redactions,
+  uniqExact(conversation_id) AS conversations, round(avg(duration_ms), 1) AS avg_ms
+  FROM samples WHERE ingested_at > now() - INTERVAL 10 MINUTE
+  GROUP BY service, request_model ORDER BY service"
+echo; echo "a few captured calls (PII already redacted by the sidecar):"
+$WK query --data-dir "$DATA" "SELECT service, substring(prompt_text, 1, 60) AS prompt,
+  substring(completion_text, 1, 60) AS completion, redactions FROM samples
+  WHERE redactions > 0 OR completion_text ILIKE '%moron%' ORDER BY ts DESC LIMIT 6"
+echo; echo "end-user feedback:"
+$WK query --data-dir "$DATA" "SELECT service, thumbs, count() AS n FROM user_feedback
+  GROUP BY service, thumbs ORDER BY service, thumbs"
+
+kill -TERM $AGENT
+wait $AGENT && echo "agent drained and stopped (exit 0)"
+trap - EXIT
