@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from watchkeeper.agent.auth import TokenCheck
 from watchkeeper.agent.store.client import ReadOnlyViolation, Store
 
-Readiness = Callable[[], dict[str, bool]]
+Readiness = Callable[[], dict[str, Any]]
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -28,9 +28,9 @@ def app(store: Store | None, readiness: Readiness, tokens: TokenCheck,
         return _json({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        checks = readiness()
-        return _json({"ready": all(checks.values()), "checks": checks},
-                     200 if all(checks.values()) else 503)
+        checks = await asyncio.to_thread(readiness)
+        ready = all(v for v in checks.values() if isinstance(v, bool))
+        return _json({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     async def prometheus(request: web.Request) -> web.Response:
         if not tokens.allows(request.headers.get("Authorization")):

@@ -18,19 +18,35 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(args.config, **overrides)
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool) -> int:
     from watchkeeper.agent import logs
     from watchkeeper.agent.runtime import Runtime, serve_until_signal
 
     settings = _settings(args, **{
         "bus": args.bus,
-        "sidecar.otlp_http_port": args.otlp_http_port,
-        "sidecar.otlp_grpc_port": args.otlp_grpc_port,
+        "sidecar.otlp_http_port": getattr(args, "otlp_http_port", None),
+        "sidecar.otlp_grpc_port": getattr(args, "otlp_grpc_port", None),
+        "store.url": getattr(args, "store_url", None),
         "api.port": args.api_port,
     })
+    if not (sidecar and ingest) and settings.bus.startswith("memory"):
+        raise ConfigError(f"bus: {args.command} alone needs a shared bus such as "
+                          "kafka://host:9092 (the in-process bus only works inside `up`)")
     logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(serve_until_signal(Runtime(settings)))
+    asyncio.run(serve_until_signal(Runtime(settings, sidecar=sidecar, ingest=ingest)))
     return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    return _serve(args, sidecar=True, ingest=True)
+
+
+def cmd_sidecar(args: argparse.Namespace) -> int:
+    return _serve(args, sidecar=True, ingest=False)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    return _serve(args, sidecar=False, ingest=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -68,12 +84,21 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="run sidecar + ingest + API in one process (embedded default)")
-    up.add_argument("--data-dir", type=Path)
-    up.add_argument("--bus", help="memory:// (default) or kafka://host:port")
-    up.add_argument("--otlp-http-port", type=int)
-    up.add_argument("--otlp-grpc-port", type=int)
-    up.add_argument("--api-port", type=int)
+    sidecar = sub.add_parser("sidecar", help="run the OTLP receivers, forwarding to the bus")
+    ingest = sub.add_parser("ingest", help="run ingest: bus → ClickHouse")
+    for command in (up, sidecar, ingest):
+        command.add_argument("--data-dir", type=Path,
+                             help="embedded store (and the sidecar's spool) live here")
+        command.add_argument("--bus", help="memory:// (only inside up) or kafka://host:port")
+        command.add_argument("--api-port", type=int, help="health, readiness, metrics, query")
+    for command in (up, sidecar):
+        command.add_argument("--otlp-http-port", type=int)
+        command.add_argument("--otlp-grpc-port", type=int)
+    for command in (up, ingest):
+        command.add_argument("--store-url", help="chdb:///path or http(s)://host:port")
     up.set_defaults(func=cmd_up)
+    sidecar.set_defaults(func=cmd_sidecar)
+    ingest.set_defaults(func=cmd_ingest)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
     migrate.add_argument("--data-dir", type=Path)

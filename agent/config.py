@@ -73,6 +73,12 @@ class SamplingConfig(Section):
     keep_errors: bool = True
 
 
+class SpoolConfig(Section):
+    enabled: bool = Field(True, description="used with the Kafka bus; in-process needs none")
+    directory: Path | None = Field(None, description="default: data_dir/spool")
+    max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
+
+
 class SidecarConfig(Section):
     host: str = "127.0.0.1"
     otlp_http_port: int = Field(4318, ge=0, le=65535)
@@ -82,6 +88,8 @@ class SidecarConfig(Section):
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    ack_timeout_s: float = Field(5.0, gt=0, description="wait for the bus before spooling")
 
     @model_validator(mode="after")
     def _token(self) -> SidecarConfig:
@@ -131,6 +139,57 @@ class StoreConfig(Section):
         return self
 
 
+class KafkaConfig(Section):
+    """Used when `bus` is kafka://…; every client setting passes through to kafka-python."""
+
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
+                              description="for several deployments on one cluster")
+    partitions: int = Field(4, ge=1, description="for topics created when missing")
+    replication_factor: int = Field(1, ge=1)
+    client_id: str = "watchkeeper"
+    compression: Literal["gzip", "none"] = "gzip"
+    linger_ms: int = Field(5, ge=0)
+    batch_bytes: int = Field(256 * 1024, gt=0)
+    max_message_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    delivery_timeout_ms: int = Field(10_000, gt=0)
+    request_timeout_ms: int = Field(5_000, gt=0)
+    max_block_ms: int = Field(2_000, gt=0, description="how long publish may wait for metadata")
+    session_timeout_ms: int = Field(10_000, gt=0)
+    max_poll_interval_ms: int = Field(300_000, gt=0)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _password(self) -> KafkaConfig:
+        self.sasl_password = _secret_from_file(self.sasl_password, self.sasl_password_file)
+        if self.security_protocol.startswith("SASL") and not self.sasl_mechanism:
+            raise ValueError("sasl_mechanism is required with a SASL security_protocol")
+        return self
+
+    def client_settings(self) -> dict[str, Any]:
+        """The settings producer, consumer and admin client share."""
+        settings: dict[str, Any] = {
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.sasl_mechanism:
+            settings["sasl_mechanism"] = self.sasl_mechanism
+            settings["sasl_plain_username"] = self.sasl_username
+            settings["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None)
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name) is not None:
+                settings[name] = str(getattr(self, name))
+        return settings
+
+
 class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8686, ge=0, le=65535)
@@ -157,6 +216,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
 
     @field_validator("bus")
     @classmethod
@@ -164,6 +224,8 @@ class Settings(BaseSettings):
         scheme = urlsplit(value).scheme
         if scheme not in ("memory", "kafka"):
             raise ValueError("must be memory:// or kafka://host:port[,host:port]")
+        if scheme == "kafka" and not urlsplit(value).netloc:
+            raise ValueError("kafka:// needs at least one host:port")
         return value
 
     @property

@@ -32,3 +32,5 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # the Kafka client narrates every connection and rebalance at INFO
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))

@@ -13,6 +13,8 @@ REDACTIONS = Counter("wk_sidecar_redactions_total", "values redacted before forw
 BAD_REQUESTS = Counter("wk_sidecar_bad_requests_total", "malformed OTLP requests", ["transport"])
 UNAUTHORIZED = Counter("wk_sidecar_unauthorized_total", "requests without a valid token",
                        ["transport"])
+SPOOL_RECORDS = Gauge("wk_sidecar_spool_records", "messages waiting in the disk spool")
+SPOOL_BYTES = Gauge("wk_sidecar_spool_bytes", "bytes waiting in the disk spool")
 PUBLISH_ERRORS = Counter("wk_bus_publish_errors_total", "messages the bus refused", ["topic"])
 
 INGEST_MESSAGES = Counter("wk_ingest_messages_total", "bus messages consumed", ["signal"])

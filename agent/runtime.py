@@ -12,6 +12,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -23,7 +24,8 @@ from watchkeeper.agent.config import Settings
 from watchkeeper.agent.ingest.service import IngestService
 from watchkeeper.agent.sidecar import grpc_receiver
 from watchkeeper.agent.sidecar import http as otlp_http
-from watchkeeper.agent.sidecar.pipeline import Pipeline
+from watchkeeper.agent.sidecar.pipeline import Forwarder, Pipeline
+from watchkeeper.agent.sidecar.spool import Spool
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
 
@@ -53,10 +55,13 @@ class Runtime:
         self._ingest: IngestService | None = None
         self._ingest_thread: threading.Thread | None = None
         self._stop_ingest = threading.Event()
+        self._forwarder: Forwarder | None = None
+        self._replay: asyncio.Task[None] | None = None
+        self._stop_replay = asyncio.Event()
 
     async def start(self) -> None:
         s = self.settings
-        self.bus = open_bus(s.bus)
+        self.bus = open_bus(s.bus, s.kafka)
         if self.ingest:
             s.data_dir.mkdir(parents=True, exist_ok=True)
             self.store = Store(s.store_url, s.store)
@@ -67,7 +72,14 @@ class Runtime:
                 target=self._ingest.run, args=(self._stop_ingest,), name="ingest", daemon=True)
             self._ingest_thread.start()
         if self.sidecar:
-            pipeline = Pipeline(s.sidecar, self.bus)
+            spool = None
+            if s.bus.startswith("kafka") and s.sidecar.spool.enabled:
+                spool = Spool(s.sidecar.spool.directory or s.data_dir / "spool",
+                              s.sidecar.spool.max_bytes)
+            self._forwarder = Forwarder(self.bus, spool, s.sidecar.ack_timeout_s)
+            if spool is not None:
+                self._replay = asyncio.create_task(self._forwarder.replay(self._stop_replay))
+            pipeline = Pipeline(s.sidecar, self._forwarder)
             tokens = TokenCheck(s.sidecar.token)
             runner = await otlp_http.serve(
                 otlp_http.app(pipeline, tokens, s.sidecar.max_body_bytes),
@@ -88,12 +100,20 @@ class Runtime:
                                                "otlp_grpc": self.ports.otlp_grpc,
                                                "api": self.ports.api, "bus": s.bus})
 
-    def readiness(self) -> dict[str, bool]:
-        checks = {"bus": self.bus is not None}
+    def readiness(self) -> dict[str, Any]:
+        """Ready while it can accept data. A sidecar whose bus is down stays ready while its
+        spool has room, and says so; a full spool makes it unready."""
+        checks: dict[str, Any] = {"bus": self.bus is not None and self.bus.healthy()}
         if self.ingest:
             checks["ingest"] = bool(self._ingest_thread and self._ingest_thread.is_alive())
         if self.sidecar:
             checks["sidecar"] = self._grpc is not None
+            spool = self._forwarder.spool if self._forwarder else None
+            if spool is not None:
+                records, size = spool.depth
+                checks["spool"] = size < spool.max_bytes
+                checks["spool_records"] = records
+                checks["bus"] = checks["bus"] or checks["spool"]
         return checks
 
     async def stop(self) -> None:
@@ -103,6 +123,11 @@ class Runtime:
             await self._grpc.stop(grace=5.0)
         for runner in self._runners[:-1]:
             await runner.cleanup()
+        if self._replay is not None:
+            self._stop_replay.set()
+            await self._replay
+        if self.bus is not None:
+            await asyncio.to_thread(self.bus.flush, 10.0)
         if self._ingest_thread is not None:
             self._stop_ingest.set()
             await asyncio.to_thread(self._ingest_thread.join)

@@ -23,7 +23,8 @@ from rich.table import Table
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 OUT = BENCH / "out"
-console = Console()
+# Wide enough for the tables when output goes to a file or a pipe (rich assumes 80 columns).
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def machine() -> dict[str, Any]:

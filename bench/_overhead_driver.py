@@ -1,6 +1,8 @@
 """Per-call overhead of one GenAI instrumentation; runs inside whichever venv holds the library.
 
-    <venv>/bin/python bench/_overhead_driver.py --impl watchkeeper|bare|openllmetry|traceloop|openlit
+    <venv>/bin/python bench/_overhead_driver.py --impl IMPL [--calls N] [--reps R]
+
+IMPL is watchkeeper, bare, openllmetry, traceloop or openlit.
 
 Imports only the standard library, openai, the OpenTelemetry SDK and the one library named by
 `--impl` (watchkeeper only for `--impl watchkeeper`), so the same file runs in the project's
@@ -24,6 +26,7 @@ Method, identical for every library:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -304,10 +307,8 @@ def block(call: Call, n: int) -> list[int]:
 def _versions(names: Sequence[str]) -> dict[str, str]:
     out = {}
     for name in names:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return out
 
 

@@ -110,12 +110,12 @@ def main() -> None:
     for r in results.values():
         o = r["overhead"]
         rows.append((r["label"], f"{r['baseline']['median']:.0f}", f"{o['median']:.1f}",
-                     f"{o['min']:.1f}–{o['max']:.1f}", f"{r['spans_per_call']:.2f}",
+                     f"{o['min']:.1f}-{o['max']:.1f}", f"{r['spans_per_call']:.2f}",
                      f"{r['logs_per_call']:.2f}", r["span"].get("attributes", ""),
                      r["versions"].get("openai", "")))
-    table(f"Added time per chat completion (µs), median of {args.reps} reps × "
+    table(f"Added time per chat completion (µs), median of {args.reps} reps x "
           f"{args.calls} calls, exporter={args.exporter}",
-          ("instrumentation", "uninstrumented µs", "overhead µs", "min–max", "spans/call",
+          ("instrumentation", "uninstrumented µs", "overhead µs", "min-max", "spans/call",
            "logs/call", "span attrs", "openai"), rows)
 
     goal: dict[str, Any] = {"description": "Watchkeeper's SDK has the lowest overhead of the "

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from watchkeeper.agent.config import load_settings
 from watchkeeper.agent.runtime import Runtime
@@ -84,3 +90,68 @@ def post(url: str, body: bytes, content_type: str = "application/x-protobuf",
          **headers: str) -> httpx.Response:
     return httpx.post(url, content=body, headers={"Content-Type": content_type, **headers},
                       timeout=10)
+
+
+CLI = [sys.executable, "-m", "watchkeeper.agent"]
+
+
+class Service:
+    """A `watchkeeper` service in its own process, started the way an operator would."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{args[0]} did not start: "
+                               f"{self.proc.stderr.read() if self.proc.stderr else ''}")
+        self.ports: dict[str, Any] = json.loads(line)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.ports['otlp_http']}"
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        response = httpx.post(f"{self.api}/api/query", json={"sql": sql}, timeout=30)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def kill(self) -> None:
+        self.proc.kill()  # SIGKILL: no drain, no cleanup
+        self.proc.wait(30)
+
+
+def query_store(data_dir: Path, sql: str) -> list[dict[str, Any]]:
+    """Read a store that no process owns any more, as `watchkeeper query` would."""
+    done = subprocess.run([*CLI, "query", "--data-dir", str(data_dir), "--format", "json", sql],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def chat_request(n: int, tag: str = "m", *, prompt_bytes: int = 64) -> bytes:
+    """An OTLP request with n GenAI spans, each in its own trace."""
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    now = time.time_ns()
+    for i in range(n):
+        span = spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name=f"chat {tag}",
+                         start_time_unix_nano=now, end_time_unix_nano=now + 1_000_000)
+        span.attributes.add(key="gen_ai.request.model").value.string_value = tag
+        span.attributes.add(key="gen_ai.input.messages").value.string_value = json.dumps(
+            [{"role": "user", "parts": [{"type": "text",
+                                         "content": f"{tag} {i} " + "x" * prompt_bytes}]}])
+    return request.SerializeToString()

@@ -1,18 +1,25 @@
 """The bus between the sidecar, ingest and the watchers. Two implementations behind one small
 interface: Kafka for production, an in-process log for the embedded default. Same topics, same
-messages, same at-least-once contract (a consumer commits the offset after it has stored).
+messages, same at-least-once contract: a publisher learns when the bus holds a message (its
+Delivery), and a consumer commits an offset only after it has stored what came before it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from watchkeeper.agent.config import KafkaConfig
 
 TOPIC_SPANS = "wk.spans"
 TOPIC_SAMPLES = "wk.samples"
 TOPIC_FEEDBACK = "wk.feedback"
 TOPIC_DEAD_LETTER = "wk.deadletter"
+TOPICS = (TOPIC_SPANS, TOPIC_SAMPLES, TOPIC_FEEDBACK, TOPIC_DEAD_LETTER)
 
 # wk.spans carries OTLP protobuf; this header says which request type a message holds
 # (absent means traces, as a stock Collector's Kafka exporter writes them).
@@ -20,6 +27,10 @@ SIGNAL_HEADER = "wk-signal"
 
 Headers = tuple[tuple[str, bytes], ...]
 TopicPartition = tuple[str, int]
+Delivery = Future[None]
+# Called (from poll, in the consumer's thread) with the partitions a consumer has lost: what it
+# holds from them must be dropped, not stored, since their new owner replays them.
+RevokeHook = Callable[[Iterable[TopicPartition]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,12 @@ class BusError(Exception):
     """The bus cannot take the message now; the caller should retry later (or spool)."""
 
 
+def delivered() -> Delivery:
+    future: Delivery = Future()
+    future.set_result(None)
+    return future
+
+
 class Consumer(Protocol):
     def poll(self, max_records: int, timeout_s: float) -> list[Record]: ...
 
@@ -47,25 +64,38 @@ class Consumer(Protocol):
 
     def lag(self) -> int: ...
 
+    def replay_horizon(self) -> dict[TopicPartition, int]:
+        """Per partition, the offset below which a record may already have been stored by an
+        earlier owner (it was on the log when this consumer got the partition)."""
+
     def close(self) -> None: ...
 
 
 class Bus(Protocol):
     def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
-                headers: Headers = ()) -> None:
-        """Hand a message to the bus; raises BusError when it cannot take it now."""
+                headers: Headers = ()) -> Delivery:
+        """Hand a message over; the Delivery completes when the bus holds it, or fails.
+        Raises BusError at once when the bus cannot even take it."""
 
     def flush(self, timeout_s: float) -> None: ...
 
-    def consumer(self, topic: str, group: str) -> Consumer: ...
+    def consumer(self, topic: str, group: str, on_revoke: RevokeHook | None = None
+                 ) -> Consumer: ...
+
+    def healthy(self) -> bool: ...
 
     def close(self) -> None: ...
 
 
-def open_bus(url: str) -> Bus:
+def open_bus(url: str, kafka: KafkaConfig | None = None) -> Bus:
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from watchkeeper.agent.bus.memory import MemoryBus
 
         return MemoryBus()
-    raise ValueError(f"bus {url!r}: the {scheme} bus is not available in this build")
+    if scheme == "kafka":
+        from watchkeeper.agent.bus.kafka import KafkaBus
+        from watchkeeper.agent.config import KafkaConfig
+
+        return KafkaBus(urlsplit(url).netloc, kafka or KafkaConfig())
+    raise ValueError(f"bus {url!r}: unknown scheme {scheme!r}")

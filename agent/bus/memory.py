@@ -7,7 +7,15 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from watchkeeper.agent.bus import BusError, Headers, Record, TopicPartition
+from watchkeeper.agent.bus import (
+    BusError,
+    Delivery,
+    Headers,
+    Record,
+    RevokeHook,
+    TopicPartition,
+    delivered,
+)
 
 
 class _Topic:
@@ -42,7 +50,7 @@ class MemoryBus:
         return topic
 
     def publish(self, topic: str, value: bytes, *, key: bytes | None = None,
-                headers: Headers = ()) -> None:
+                headers: Headers = ()) -> Delivery:
         with self._cond:
             if self._closed:
                 raise BusError("bus closed")
@@ -55,15 +63,21 @@ class MemoryBus:
             t.records.append(Record(topic, 0, t.end, key, value, headers))
             t.end += 1
             self._cond.notify_all()
+        return delivered()
 
     def flush(self, timeout_s: float) -> None:
         """Publishing is synchronous here: nothing is buffered."""
 
-    def consumer(self, topic: str, group: str) -> MemoryConsumer:
+    def consumer(self, topic: str, group: str, on_revoke: RevokeHook | None = None
+                 ) -> MemoryConsumer:
+        """One partition, never reassigned: on_revoke is never called."""
         with self._cond:
             t = self._topic(topic)
             t.committed.setdefault(group, t.base)
             return MemoryConsumer(self, t, group)
+
+    def healthy(self) -> bool:
+        return not self._closed
 
     def close(self) -> None:
         with self._cond:
@@ -104,6 +118,10 @@ class MemoryConsumer:
     def lag(self) -> int:
         with self._bus._cond:
             return self._topic.end - self._topic.committed.get(self._group, 0)
+
+    def replay_horizon(self) -> dict[TopicPartition, int]:
+        """The log lives and dies with this process: nothing read here was stored before."""
+        return {}
 
     def close(self) -> None:
         """Nothing to release: the position lives with the bus."""

@@ -38,6 +38,7 @@ class _Span:
 class Joined:
     span: SpanView
     logs: list[LogView]
+    ref: Ref  # where the span came from on the bus
 
 
 class Joiner:
@@ -74,7 +75,7 @@ class Joiner:
         for key in ready:
             waiting = self._spans.pop(key)
             self._adopt_idless(waiting)
-            joined.append(Joined(waiting.span, [w.log for w in waiting.logs]))
+            joined.append(Joined(waiting.span, [w.log for w in waiting.logs], waiting.ref))
         # A log waits two windows for its span: the span may be the slower of the two.
         orphan_cutoff = now - 2 * self.window_s
         orphans: list[LogView] = []
@@ -103,6 +104,19 @@ class Joiner:
                 self._idless.remove(item)
                 waiting.logs.append(item)
                 return
+
+    def drop(self, partitions: set[TopicPartition]) -> int:
+        """Forget items from partitions this consumer lost; returns how many."""
+        before = len(self)
+        self._spans = {k: s for k, s in self._spans.items() if s.ref[0] not in partitions}
+        for s in self._spans.values():
+            s.logs = [w for w in s.logs if w.ref[0] not in partitions]
+        for key in list(self._logs):
+            self._logs[key] = [w for w in self._logs[key] if w.ref[0] not in partitions]
+            if not self._logs[key]:
+                del self._logs[key]
+        self._idless = [w for w in self._idless if w.ref[0] not in partitions]
+        return before - len(self)
 
     def refs(self) -> Iterable[Ref]:
         for s in self._spans.values():

@@ -1,7 +1,10 @@
 """Ingest: wk.spans → normalise → ClickHouse (samples, spans, user_feedback) → wk.samples.
 
-At least once: offsets are committed only after the insert, and never past an item still in
-the join window. Replays land on the same sample ids, which ReplacingMergeTree folds.
+At least once: offsets are committed only after the insert (and after wk.samples holds the
+published samples), and never past an item still in the join window. A replay must not show a
+sample twice even to queries without FINAL, so samples from the stretch of a partition that an
+earlier owner may already have stored are checked against the table before they are inserted;
+beyond that stretch, ids are new by construction (one partition, one owner).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -26,7 +30,7 @@ from watchkeeper.agent.bus import (
     TopicPartition,
 )
 from watchkeeper.agent.config import IngestConfig
-from watchkeeper.agent.ingest.joiner import Joiner, Ref
+from watchkeeper.agent.ingest.joiner import Joiner
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.collectors.normalise import (
@@ -43,9 +47,15 @@ from watchkeeper.collectors.normalise import (
 log = logging.getLogger(__name__)
 
 
+LAG_EVERY_S = 5.0
+PUBLISH_TIMEOUT_S = 30.0
+
+
 @dataclass(slots=True)
 class _Batch:
     samples: dict[str, Sample] = field(default_factory=dict)
+    partition_of: dict[str, TopicPartition] = field(default_factory=dict)
+    maybe_stored: set[str] = field(default_factory=set)  # sample ids from a replayed stretch
     spans: list[list[object]] = field(default_factory=list)
     feedback: list[list[object]] = field(default_factory=list)
 
@@ -60,11 +70,12 @@ class IngestService:
         self.config = config
         self.options = NormaliseOptions(hash_user_ids=config.hash_user_ids,
                                         user_id_salt=config.user_id_salt.get_secret_value())
-        self.consumer = bus.consumer(TOPIC_SPANS, config.group)
+        self.consumer = bus.consumer(TOPIC_SPANS, config.group, on_revoke=self._on_revoke)
         self.joiner = Joiner(config.join_window_s)
         self._batch = _Batch()
         self._seen: dict[TopicPartition, int] = {}
         self._last_flush = time.monotonic()
+        self._last_lag = 0.0
         self.stored_samples = 0
 
     # -- one turn of the loop ---------------------------------------------------------------
@@ -77,9 +88,24 @@ class IngestService:
         if (now - self._last_flush >= self.config.flush_interval_s
                 or len(self._batch) >= self.config.batch_max_rows):
             self.flush(now)
-        metrics.INGEST_LAG.set(self.consumer.lag())
+        if now - self._last_lag >= LAG_EVERY_S:
+            metrics.INGEST_LAG.set(self.consumer.lag())
+            self._last_lag = now
         metrics.INGEST_PENDING.set(len(self.joiner))
         return len(records)
+
+    def _on_revoke(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions went to another consumer, which replays them from the last commit: what
+        we hold from them is dropped rather than stored behind the new owner's back."""
+        lost = set(partitions)
+        dropped = self.joiner.drop(lost)
+        for key in [k for k, tp in self._batch.partition_of.items() if tp in lost]:
+            self._batch.samples.pop(key, None)
+            self._batch.maybe_stored.discard(key)
+            del self._batch.partition_of[key]
+        for tp in lost:
+            self._seen.pop(tp, None)
+        log.info("partitions revoked", extra={"partitions": sorted(lost), "dropped": dropped})
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -95,7 +121,7 @@ class IngestService:
 
     # -- decoding -----------------------------------------------------------------------------
     def _take(self, record: Record, now: float) -> None:
-        ref: Ref = ((record.topic, record.partition), record.offset)
+        ref = ((record.topic, record.partition), record.offset)
         signal = (record.header(SIGNAL_HEADER) or b"traces").decode()
         metrics.INGEST_MESSAGES.labels(signal).inc()
         try:
@@ -123,28 +149,52 @@ class IngestService:
         headers = (*record.headers,
                    ("wk-error", f"{type(exc).__name__}: {exc}".encode()[:1024]),
                    ("wk-source", f"{record.topic}/{record.partition}/{record.offset}".encode()))
-        self.bus.publish(TOPIC_DEAD_LETTER, record.value, key=record.key, headers=headers)
+        self.bus.publish(TOPIC_DEAD_LETTER, record.value, key=record.key, headers=headers
+                         ).result(PUBLISH_TIMEOUT_S)
 
     # -- storing ------------------------------------------------------------------------------
     def flush(self, now: float, force: bool = False) -> None:
         joined, orphans = self.joiner.due(now, force)
+        horizon = self.consumer.replay_horizon()
         for item in joined:
             sample = to_sample(item.span, item.logs, self.options)
-            self._batch.samples[str(sample.sample_id)] = sample
+            key = str(sample.sample_id)
+            self._batch.samples[key] = sample
+            tp, offset = item.ref
+            self._batch.partition_of[key] = tp
+            if offset < horizon.get(tp, 0):
+                self._batch.maybe_stored.add(key)
         # Logs that never met their span: late duplicates of content the span already had
         # (streaming events without ids), or content of a span that was lost upstream.
         metrics.INGEST_ORPHAN_LOGS.inc(len(orphans))
         batch, self._batch = self._batch, _Batch()
+        for key in self._already_stored(batch):
+            del batch.samples[key]
         self._insert("samples", [rows.sample_row(s) for s in batch.samples.values()],
                      rows.SAMPLE_COLUMNS)
         self._insert("spans", batch.spans, rows.SPAN_COLUMNS)
         self._insert("user_feedback", batch.feedback, rows.FEEDBACK_COLUMNS)
-        for sample in batch.samples.values():
-            self.bus.publish(TOPIC_SAMPLES, sample.model_dump_json().encode(),
-                             key=sample.trace_id.encode())
+        deliveries = [self.bus.publish(TOPIC_SAMPLES, sample.model_dump_json().encode(),
+                                       key=sample.trace_id.encode())
+                      for sample in batch.samples.values()]
+        for delivery in deliveries:
+            delivery.result(PUBLISH_TIMEOUT_S)
         self.stored_samples += len(batch.samples)
         self._commit()
         self._last_flush = now
+
+    def _already_stored(self, batch: _Batch) -> set[str]:
+        if not batch.maybe_stored:
+            return set()
+        candidates = [batch.samples[k] for k in batch.maybe_stored]
+        found = self.store.query(
+            f"SELECT toString(sample_id) FROM {self.store.database}.samples "
+            "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
+            "AND {hi:DateTime64(6)}",
+            parameters={"ids": [s.sample_id for s in candidates],
+                        "lo": min(s.ts for s in candidates),
+                        "hi": max(s.ts for s in candidates)})
+        return {row[0] for row in found.rows}
 
     def _insert(self, table: str, data: list[list[object]], columns: tuple[str, ...]) -> None:
         if not data:

@@ -34,7 +34,7 @@ def _handler(pipeline: Pipeline, tokens: TokenCheck, signal: str) -> Handler:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"not a valid {type(request).__name__}: {exc}")
         try:
-            response = pipeline.export(signal, request, "grpc")
+            response = await pipeline.export(request, "grpc")
         except Unavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot forward now: {exc}")
         return bytes(response.SerializeToString())

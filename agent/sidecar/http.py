@@ -29,7 +29,7 @@ def app(pipeline: Pipeline, tokens: TokenCheck, max_body_bytes: int) -> web.Appl
                 encoding = request.headers.get("Content-Encoding", "")
                 raise otlp_codec.BadRequest(f"body is not valid {encoding}: {exc}") from exc
             export = otlp_codec.decode(body, content_type, REQUEST_TYPES[signal])
-            response = pipeline.export(signal, export, "http")
+            response = await pipeline.export(export, "http")
         except otlp_codec.BadRequest as exc:
             metrics.BAD_REQUESTS.labels("http").inc()
             return _error(400, StatusCode.INVALID_ARGUMENT, str(exc), content_type)

@@ -1,9 +1,12 @@
 """What the sidecar does to every accepted OTLP request, whatever the transport: validate ids,
-head-sample, redact, split by trace id and forward to the bus topic wk.spans.
+head-sample, redact, split by trace id and forward to the bus topic wk.spans; an export is
+acknowledged only once the bus holds it or the disk spool does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,10 +24,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from watchkeeper.agent import metrics
-from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS, Bus, BusError
+from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS, Bus, BusError, Delivery
 from watchkeeper.agent.config import SidecarConfig
 from watchkeeper.agent.sidecar.redaction import Redactor
 from watchkeeper.agent.sidecar.sampling import Sampler
+from watchkeeper.agent.sidecar.spool import Message as BusMessage
+from watchkeeper.agent.sidecar.spool import Spool, SpoolFull
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 TRACES = (SIGNAL_HEADER, b"traces")
@@ -45,37 +52,117 @@ class Outcome:
     message: str = ""
 
 
-class Pipeline:
-    def __init__(self, config: SidecarConfig, bus: Bus) -> None:
+class Forwarder:
+    """Hands messages to the bus and waits for it to hold them; when it cannot (broker down,
+    timeout), the messages go to the spool and are replayed in order when the bus returns."""
+
+    def __init__(self, bus: Bus, spool: Spool | None, ack_timeout_s: float) -> None:
         self.bus = bus
+        self.spool = spool
+        self.ack_timeout_s = ack_timeout_s
+
+    def _publish(self, messages: list[BusMessage]) -> list[Delivery]:
+        return [self.bus.publish(m.topic, m.value, key=m.key, headers=m.headers)
+                for m in messages]
+
+    async def _deliver(self, messages: list[BusMessage], timeout_s: float) -> None:
+        """Publish off the event loop (a producer may block on metadata), then wait for the bus
+        to hold every message."""
+        deliveries = await asyncio.to_thread(self._publish, messages)
+        await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(d) for d in deliveries)),
+                               timeout_s)
+
+    async def forward(self, messages: list[BusMessage]) -> None:
+        if not messages:
+            return
+        if self.spool:  # keep order: while anything waits on disk, new data queues behind it
+            self._to_spool(messages)
+            return
+        try:
+            await self._deliver(messages, self.ack_timeout_s)
+        except (BusError, TimeoutError) as exc:
+            metrics.PUBLISH_ERRORS.labels(TOPIC_SPANS).inc()
+            if self.spool is None:
+                raise Unavailable(str(exc)) from exc
+            log.warning("bus unavailable, spooling", extra={"error": str(exc)})
+            self._to_spool(messages)
+
+    def _to_spool(self, messages: list[BusMessage]) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.append(messages)
+        except SpoolFull as exc:
+            raise Unavailable(str(exc)) from exc
+        finally:
+            self._report_depth()
+
+    def _report_depth(self) -> None:
+        assert self.spool is not None
+        records, size = self.spool.depth
+        metrics.SPOOL_RECORDS.set(records)
+        metrics.SPOOL_BYTES.set(size)
+
+    async def replay(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        """Drain the spool, oldest segment first, whenever the bus answers again."""
+        while not stop.is_set():
+            if self.spool and await asyncio.to_thread(self.bus.healthy):
+                await self._replay_one()
+            else:
+                await asyncio.sleep(interval_s)
+
+    async def _replay_one(self) -> None:
+        assert self.spool is not None
+        oldest = self.spool.oldest()
+        if oldest is None:
+            return
+        segment, messages = oldest
+        try:
+            await self._deliver(messages, self.ack_timeout_s * 3)
+        except (BusError, TimeoutError) as exc:
+            log.warning("spool replay failed, will retry", extra={"error": str(exc)})
+            await asyncio.sleep(1.0)
+            return
+        self.spool.remove(segment, len(messages))
+        self._report_depth()
+        log.info("spool segment replayed", extra={"messages": len(messages),
+                                                  "left": self.spool.depth[0]})
+
+
+class Pipeline:
+    def __init__(self, config: SidecarConfig, forwarder: Forwarder) -> None:
+        self.forwarder = forwarder
         self.redactor = Redactor(config.redaction)
         self.sampler = Sampler(config.sampling)
 
-    def export(self, signal: str, request: Message, transport: str) -> Message:
+    async def export(self, request: Message, transport: str) -> Message:
         """Handle one OTLP export request; returns the OTLP response (with partial success)."""
         if isinstance(request, ExportTraceServiceRequest):
-            outcome = self.traces(request, transport)
+            outcome, messages = self.traces(request, transport)
+            await self.forwarder.forward(messages)
             return ExportTraceServiceResponse(partial_success=ExportTracePartialSuccess(
                 rejected_spans=outcome.rejected, error_message=outcome.message))
         if isinstance(request, ExportLogsServiceRequest):
-            outcome = self.logs(request, transport)
+            outcome, messages = self.logs(request, transport)
+            await self.forwarder.forward(messages)
             return ExportLogsServiceResponse(partial_success=ExportLogsPartialSuccess(
                 rejected_log_records=outcome.rejected, error_message=outcome.message))
         raise TypeError(f"not an OTLP export request: {type(request).__name__}")
 
-    def traces(self, request: ExportTraceServiceRequest, transport: str) -> Outcome:
+    def traces(self, request: ExportTraceServiceRequest,
+               transport: str) -> tuple[Outcome, list[BusMessage]]:
         received = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         metrics.RECEIVED.labels("traces", transport).inc(received)
         rejected = _filter(request, SPANS, _valid_span)
         metrics.REJECTED.labels("traces").inc(rejected)
         metrics.SAMPLED_OUT.labels("traces").inc(self.sampler.traces(request))
         metrics.REDACTIONS.labels("traces").inc(self.redactor.traces(request))
-        for trace_id, part in _split(request, SPANS).items():
-            self._publish(part.SerializeToString(), trace_id, TRACES)
+        messages = [_message(part, trace_id, TRACES)
+                    for trace_id, part in _split(request, SPANS).items()]
         message = f"{rejected} spans had invalid trace or span ids" if rejected else ""
-        return Outcome(rejected, message)
+        return Outcome(rejected, message), messages
 
-    def logs(self, request: ExportLogsServiceRequest, transport: str) -> Outcome:
+    def logs(self, request: ExportLogsServiceRequest,
+             transport: str) -> tuple[Outcome, list[BusMessage]]:
         received = sum(len(sl.log_records) for rl in request.resource_logs
                        for sl in rl.scope_logs)
         metrics.RECEIVED.labels("logs", transport).inc(received)
@@ -83,18 +170,15 @@ class Pipeline:
         metrics.REJECTED.labels("logs").inc(rejected)
         metrics.SAMPLED_OUT.labels("logs").inc(self.sampler.logs(request))
         metrics.REDACTIONS.labels("logs").inc(self.redactor.logs(request))
-        for trace_id, part in _split(request, LOG_RECORDS).items():
-            self._publish(part.SerializeToString(), trace_id, LOGS)
+        messages = [_message(part, trace_id, LOGS)
+                    for trace_id, part in _split(request, LOG_RECORDS).items()]
         message = f"{rejected} log records had invalid trace or span ids" if rejected else ""
-        return Outcome(rejected, message)
+        return Outcome(rejected, message), messages
 
-    def _publish(self, value: bytes, key: bytes, header: tuple[str, bytes]) -> None:
-        try:
-            self.bus.publish(TOPIC_SPANS, value, key=key.hex().encode() or None,
-                             headers=(header,))
-        except BusError as exc:
-            metrics.PUBLISH_ERRORS.labels(TOPIC_SPANS).inc()
-            raise Unavailable(str(exc)) from exc
+
+def _message(part: Message, trace_id: bytes, header: tuple[str, bytes]) -> BusMessage:
+    return BusMessage(TOPIC_SPANS, trace_id.hex().encode() or None, part.SerializeToString(),
+                      (header,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""Redaction of sensitive text before anything leaves the pod. One alternation regex over every
-string value of span attributes, span events and log records; the number of redactions is
+"""Redaction of sensitive text before anything leaves the pod. Regex rules over every string
+value of span attributes, span events and log records; the number of redactions is
 written onto each span and log record as `watchkeeper.redactions`, so it travels with the data.
 """
 
@@ -20,39 +20,83 @@ REDACTIONS_KEY = "watchkeeper.redactions"
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A pattern and a cheap test that must pass before the pattern is worth running: most
-    text holds no '@', no long digit run, no key prefix, and skipping those scans is what keeps
-    redaction within the sidecar's budget."""
+    """A pattern, and cheap tests that must pass before the pattern is worth running.
+
+    `needs` lists substrings of which every match holds at least one, and `needs_digit` says a
+    match may hold a digit instead: `in` finds a substring far faster than any regex scan, and
+    most text holds no '@', no key prefix and, often, no digit. Text that passes goes through
+    `gate`, a looser regex than the pattern. Skipping the scans that cannot match is what keeps
+    redaction within the sidecar's budget; it never changes the result.
+    """
 
     name: str
     regex: re.Pattern[str]
     gate: re.Pattern[str] | None = None
+    needs: tuple[str, ...] = ()
+    needs_digit: bool = False
+    keep: Callable[[str], bool] | None = None  # a match to leave as it is (and not count)
 
-    def apply(self, text: str, replace: Callable[[re.Match[str]], str]) -> str:
-        if self.gate is not None and self.gate.search(text) is None:
-            return text
-        return self.regex.sub(replace, text)
+    @property
+    def marker(self) -> str:
+        return f"[REDACTED:{self.name}]"
+
+    def apply(self, text: str) -> tuple[str, int]:
+        """Replace every match by the marker; returns the text and how many were replaced."""
+        marker = self.marker
+        keep = self.keep
+        if keep is None:
+            return self.regex.subn(lambda _: marker, text)
+        replaced = 0
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal replaced
+            if keep(match.group()):
+                return match.group()
+            replaced += 1
+            return marker
+
+        return self.regex.sub(replace, text), replaced
 
 
-def _rule(name: str, regex: str, gate: str | None) -> Rule:
-    return Rule(name, re.compile(regex), re.compile(gate) if gate else None)
+def _rule(name: str, regex: str, gate: str | None = None, needs: tuple[str, ...] = (),
+          needs_digit: bool = False, keep: Callable[[str], bool] | None = None) -> Rule:
+    return Rule(name, re.compile(regex), re.compile(gate) if gate else None, needs,
+                needs_digit, keep)
 
 
-# Applied in this order: tokens before e-mail, cards before the looser phone shape.
+def _not_a_card(number: str) -> bool:
+    """A long number that fails the Luhn check is an order or account number, not a card."""
+    return not luhn_ok(re.sub(r"\D", "", number))
+
+
+# Applied in this order: tokens before e-mail, cards before the looser phone shape. `needs`
+# are the literals each pattern starts with (or must contain); the IP gate starts with a
+# literal '.' or ':' so the regex engine can skip to them.
 BUILTIN: dict[str, Rule] = {r.name: r for r in (
-    _rule("bearer", r"\b[Bb]earer\s+[A-Za-z0-9\-._~+/]{8,}=*", r"earer"),
+    _rule("bearer", r"\b[Bb]earer\s+[A-Za-z0-9\-._~+/]{8,}=*", needs=("Bearer", "bearer")),
     _rule("api_key", r"\b(?:sk|pk|rk)-(?:[A-Za-z0-9_]{2,20}-)?[A-Za-z0-9_-]{16,}"
                      r"|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b"
                      r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAIza[0-9A-Za-z_-]{35}\b",
-          r"[sprk]k-|AKIA|gh[pousr]_|xox[abprs]-|AIza"),
-    _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b", r"@"),
-    _rule("card", r"\b(?:\d[ -]?){12,18}\d\b", r"\d{4}[ -]?\d{4}"),
+          needs=("sk-", "pk-", "rk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xoxa-",
+                 "xoxb-", "xoxp-", "xoxr-", "xoxs-", "AIza")),
+    _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b", needs=("@",)),
+    _rule("card", r"\b(?:\d[ -]?){12,18}\d\b", r"\d{4}[ -]?\d{4}", needs_digit=True,
+          keep=_not_a_card),
     _rule("ip", r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"
                 r"|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b",
-          r"\d\.\d{1,3}\.\d|[0-9a-fA-F]:[0-9a-fA-F]{1,4}:"),
+          r"\.\d{1,3}\.\d|:[0-9a-fA-F]{1,4}:", needs=(":",), needs_digit=True),
     _rule("phone", r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
-                   r"\d{3,4}[ .-]?\d{3,4}\b", r"\d{2}\)?[ .-]?\d{3}"),
+                   r"\d{3,4}[ .-]?\d{3,4}\b", r"\d{2}\)?[ .-]?\d{3}", needs_digit=True),
 )}
+_DIGIT = re.compile(r"\d")
+
+
+def has_digit(text: str) -> bool:
+    """Whether `\\d` matches anywhere: ten `in` scans for ASCII text, the regex otherwise
+    (`\\d` also matches non-ASCII decimal digits)."""
+    if text.isascii():
+        return any(d in text for d in "0123456789")
+    return _DIGIT.search(text) is not None
 
 
 def luhn_ok(digits: str) -> bool:
@@ -70,7 +114,9 @@ def luhn_ok(digits: str) -> bool:
 class Redactor:
     def __init__(self, config: RedactionConfig) -> None:
         rules = [rule for name, rule in BUILTIN.items() if name in config.builtin]
-        rules += [_rule(p.name, p.regex, None) for p in config.patterns]
+        # A custom pattern named "card" gets the Luhn check too, as the builtin one does.
+        rules += [_rule(p.name, p.regex, keep=_not_a_card if p.name == "card" else None)
+                  for p in config.patterns]
         self.enabled = config.enabled and bool(rules)
         self._rules = rules
         self._skip = frozenset(config.skip_attributes)
@@ -79,16 +125,21 @@ class Redactor:
         if not self.enabled:
             return text, 0
         count = 0
+        digit: bool | None = None  # has_digit(text), worked out once when a rule asks
         for rule in self._rules:
-
-            def replace(match: re.Match[str], kind: str = rule.name) -> str:
-                nonlocal count
-                if kind == "card" and not luhn_ok(re.sub(r"\D", "", match.group())):
-                    return match.group()  # a long number that is not a card number
-                count += 1
-                return f"[REDACTED:{kind}]"
-
-            text = rule.apply(text, replace)
+            if (rule.needs or rule.needs_digit) and not any(n in text for n in rule.needs):
+                if not rule.needs_digit:
+                    continue
+                if digit is None:
+                    digit = has_digit(text)
+                if not digit:
+                    continue
+            if rule.gate is not None and rule.gate.search(text) is None:
+                continue
+            text, n = rule.apply(text)
+            if n:
+                count += n
+                digit = None  # the text changed
         return text, count
 
     def _value(self, value: AnyValue) -> int:
@@ -105,7 +156,11 @@ class Redactor:
         return 0
 
     def _attributes(self, kvs: Iterable[KeyValue]) -> int:
-        return sum(self._value(kv.value) for kv in kvs if kv.key not in self._skip)
+        n = 0
+        for kv in kvs:
+            if kv.key not in self._skip:
+                n += self._value(kv.value)
+        return n
 
     def traces(self, request: ExportTraceServiceRequest) -> int:
         """Redact in place; returns the total count."""
