@@ -170,6 +170,8 @@ class KafkaConfig(Section):
         self.sasl_password = _secret_from_file(self.sasl_password, self.sasl_password_file)
         if self.security_protocol.startswith("SASL") and not self.sasl_mechanism:
             raise ValueError("sasl_mechanism is required with a SASL security_protocol")
+        if self.delivery_timeout_ms <= self.linger_ms + self.request_timeout_ms:
+            raise ValueError("delivery_timeout_ms must exceed linger_ms + request_timeout_ms")
         return self
 
     def client_settings(self) -> dict[str, Any]:

@@ -20,6 +20,8 @@ PUBLISH_ERRORS = Counter("wk_bus_publish_errors_total", "messages the bus refuse
 INGEST_MESSAGES = Counter("wk_ingest_messages_total", "bus messages consumed", ["signal"])
 INGEST_ROWS = Counter("wk_ingest_rows_total", "rows inserted", ["table"])
 INGEST_DEAD_LETTERS = Counter("wk_ingest_dead_letters_total", "undecodable messages set aside")
+INGEST_STORE_ERRORS = Counter("wk_ingest_errors_total",
+                              "failed ingest steps (bus or store unavailable), retried")
 INGEST_ORPHAN_LOGS = Counter("wk_ingest_orphan_logs_total",
                              "content log records that never met their span")
 INGEST_INSERT_SECONDS = Histogram("wk_ingest_insert_seconds", "ClickHouse insert latency",

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from watchkeeper.agent import api
 from watchkeeper.agent.auth import TokenCheck
-from watchkeeper.agent.bus import Bus, open_bus
+from watchkeeper.agent.bus import Bus, BusError, open_bus
 from watchkeeper.agent.config import Settings
 from watchkeeper.agent.ingest.service import IngestService
 from watchkeeper.agent.sidecar import grpc_receiver
@@ -110,9 +110,8 @@ class Runtime:
             checks["sidecar"] = self._grpc is not None
             spool = self._forwarder.spool if self._forwarder else None
             if spool is not None:
-                records, size = spool.depth
-                checks["spool"] = size < spool.max_bytes
-                checks["spool_records"] = records
+                checks["spool"] = not spool.refusing
+                checks["spool_records"] = spool.depth[0]
                 checks["bus"] = checks["bus"] or checks["spool"]
         return checks
 
@@ -127,7 +126,10 @@ class Runtime:
             self._stop_replay.set()
             await self._replay
         if self.bus is not None:
-            await asyncio.to_thread(self.bus.flush, 10.0)
+            try:
+                await asyncio.to_thread(self.bus.flush, 10.0)
+            except BusError as exc:  # ingest commits only what the bus holds: nothing is lost
+                log.warning("bus flush on stop failed", extra={"error": str(exc)})
         if self._ingest_thread is not None:
             self._stop_ingest.set()
             await asyncio.to_thread(self._ingest_thread.join)

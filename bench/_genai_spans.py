@@ -3,9 +3,10 @@
 Each span is what Watchkeeper's SDK emits for one chat completion (latest GenAI conventions:
 `gen_ai.input.messages` / `gen_ai.output.messages` / `gen_ai.system_instructions` as JSON
 strings, request and response metadata, usage), with a user prompt of about `prompt_bytes`
-bytes of ordinary prose (some sentences with dates and numbers, as real prompts have). Every 4th prompt carries an e-mail address and a phone number, every
-8th a card number (Luhn-valid) and every 16th an API key, so redaction has real work; every
-e-mail address ends in `@example.com`, which lets a consumer check that none got through.
+bytes of ordinary prose, some sentences with dates and numbers as real prompts have. Every
+4th prompt carries an e-mail address and a phone number, every 8th a card number (Luhn-valid)
+and every 16th an API key, so redaction has real work; every e-mail address ends in
+`@example.com`, which lets a consumer check that none got through.
 Deterministic for a given seed.
 """
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import RunningAgent, running_agent
+from helpers import KafkaBroker, RunningAgent, running_agent
 
 
 @pytest.fixture
@@ -20,3 +21,18 @@ def agent(tmp_path: Path) -> Iterator[RunningAgent]:
 @pytest.fixture
 def agent_factory(tmp_path: Path) -> Callable[..., Any]:
     return lambda **overrides: running_agent(tmp_path / "wk", **overrides)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The bootstrap address of a real broker shared by the session's Kafka tests (each test
+    uses its own topic prefix and consumer group)."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+    except (RuntimeError, OSError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Kafka broker: {exc}")
+    yield broker.address
+    broker.stop()

@@ -155,3 +155,30 @@ def chat_request(n: int, tag: str = "m", *, prompt_bytes: int = 64) -> bytes:
             [{"role": "user", "parts": [{"type": "text",
                                          "content": f"{tag} {i} " + "x" * prompt_bytes}]}])
     return request.SerializeToString()
+
+
+KAFKA_SCRIPT = Path(__file__).parent.parent / "scripts" / "kafka"
+
+
+class KafkaBroker:
+    """A real single-node Kafka broker from `scripts/kafka`, with its own data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.env = {**os.environ, "KAFKA_DATA_DIR": str(data_dir)}
+        self.address = ""
+
+    def start(self, port: int | None = None) -> str:
+        args = [str(KAFKA_SCRIPT), "start"] + (["--port", str(port)] if port else [])
+        done = subprocess.run(args, capture_output=True, text=True, env=self.env, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"scripts/kafka start failed:\n{done.stderr[-3000:]}")
+        self.address = done.stdout.strip()
+        return self.address
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        subprocess.run([str(KAFKA_SCRIPT), "stop"], capture_output=True, env=self.env,
+                       timeout=120, check=True)

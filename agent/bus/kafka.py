@@ -122,7 +122,10 @@ class KafkaBus:
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
-                self._producer.close(timeout=10)
+                try:
+                    self._producer.close(timeout=10)
+                except KafkaError as exc:
+                    log.warning("producer close failed", extra={"error": str(exc)})
                 self._producer = None
 
 
@@ -188,7 +191,10 @@ class KafkaBusConsumer:
         commit = {KafkaTopicPartition(self._bus.physical(t), p): OffsetAndMetadata(o, "", -1)
                   for (t, p), o in offsets.items() if (t, p) in owned}
         if commit:
-            self._consumer.commit(commit)
+            try:
+                self._consumer.commit(commit)
+            except KafkaError as exc:
+                raise BusError(f"commit failed: {exc}") from exc
 
     def lag(self) -> int:
         assignment = list(self._consumer.assignment())
@@ -205,4 +211,8 @@ class KafkaBusConsumer:
         return dict(self._horizon)
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        """Leave the group now, so that its partitions move without waiting for a timeout."""
+        try:
+            self._consumer.close(autocommit=False)
+        except KafkaError as exc:
+            log.warning("consumer close failed", extra={"error": str(exc)})

@@ -84,7 +84,8 @@ class Forwarder:
             metrics.PUBLISH_ERRORS.labels(TOPIC_SPANS).inc()
             if self.spool is None:
                 raise Unavailable(str(exc)) from exc
-            log.warning("bus unavailable, spooling", extra={"error": str(exc)})
+            log.warning("bus unavailable, spooling",
+                        extra={"error": f"{type(exc).__name__}: {exc}"})
             self._to_spool(messages)
 
     def _to_spool(self, messages: list[BusMessage]) -> None:
@@ -105,7 +106,8 @@ class Forwarder:
     async def replay(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         """Drain the spool, oldest segment first, whenever the bus answers again."""
         while not stop.is_set():
-            if self.spool and await asyncio.to_thread(self.bus.healthy):
+            healthy = bool(self.spool) and await asyncio.to_thread(self.bus.healthy)
+            if healthy:
                 await self._replay_one()
             else:
                 await asyncio.sleep(interval_s)
@@ -119,7 +121,8 @@ class Forwarder:
         try:
             await self._deliver(messages, self.ack_timeout_s * 3)
         except (BusError, TimeoutError) as exc:
-            log.warning("spool replay failed, will retry", extra={"error": str(exc)})
+            log.warning("spool replay failed, will retry",
+                        extra={"error": f"{type(exc).__name__}: {exc}"})
             await asyncio.sleep(1.0)
             return
         self.spool.remove(segment, len(messages))

@@ -18,31 +18,29 @@ from watchkeeper.agent.config import RedactionConfig
 REDACTIONS_KEY = "watchkeeper.redactions"
 
 
+Quick = Callable[[str, bytes], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A pattern, and cheap tests that must pass before the pattern is worth running.
 
-    `needs` lists substrings of which every match holds at least one, and `needs_digit` says a
-    match may hold a digit instead: `in` finds a substring far faster than any regex scan, and
-    most text holds no '@', no key prefix and, often, no digit. Text that passes goes through
-    `gate`, a looser regex than the pattern. Skipping the scans that cannot match is what keeps
-    redaction within the sidecar's budget; it never changes the result.
+    `quick(text, digit_shape(text))` is a test of ASCII text that every match of the pattern
+    passes, made of `in` searches, which cost far less than a regex scan; `gate` is a looser
+    regex than the pattern, for any text. Most text holds no '@', no key prefix and no long run
+    of digits: skipping the scans that cannot match is what keeps redaction within the
+    sidecar's budget, and it never changes the result.
     """
 
     name: str
     regex: re.Pattern[str]
     gate: re.Pattern[str] | None = None
-    needs: tuple[str, ...] = ()
-    needs_digit: bool = False
+    quick: Quick | None = None
     keep: Callable[[str], bool] | None = None  # a match to leave as it is (and not count)
-
-    @property
-    def marker(self) -> str:
-        return f"[REDACTED:{self.name}]"
 
     def apply(self, text: str) -> tuple[str, int]:
         """Replace every match by the marker; returns the text and how many were replaced."""
-        marker = self.marker
+        marker = f"[REDACTED:{self.name}]"
         keep = self.keep
         if keep is None:
             return self.regex.subn(lambda _: marker, text)
@@ -58,10 +56,66 @@ class Rule:
         return self.regex.sub(replace, text), replaced
 
 
-def _rule(name: str, regex: str, gate: str | None = None, needs: tuple[str, ...] = (),
-          needs_digit: bool = False, keep: Callable[[str], bool] | None = None) -> Rule:
-    return Rule(name, re.compile(regex), re.compile(gate) if gate else None, needs,
-                needs_digit, keep)
+def _rule(name: str, regex: str, gate: str | None = None, quick: Quick | None = None,
+          keep: Callable[[str], bool] | None = None) -> Rule:
+    return Rule(name, re.compile(regex), re.compile(gate) if gate else None, quick, keep)
+
+
+# The digit shape of ASCII text: each digit becomes '0', '.' stays, the other separators that
+# card and phone numbers use (space - ( )) become 's', anything else 'x'. One C-speed pass;
+# then `b"000s000" in shape` answers what `\d{3}[ -]\d{3}` would, without a regex scan.
+_SHAPE = bytes(ord("0") if 48 <= b <= 57 else b if b == ord(".") else
+               ord("s") if chr(b) in " -()" else ord("x") for b in range(256))
+
+
+# Below this length the gates alone are cheaper than the shape plus the quick tests.
+QUICK_MIN_CHARS = 64
+
+
+def digit_shape(text: str) -> bytes:
+    """The digit shape of ASCII text (the caller checks `text.isascii()`)."""
+    return text.encode("ascii").translate(_SHAPE)
+
+
+def _shape(text: str) -> bytes | None:
+    """The shape for the quick tests, or None: short text, or non-ASCII text (where \\d
+    matches more digits than 0-9), goes straight to the gates."""
+    return digit_shape(text) if len(text) >= QUICK_MIN_CHARS and text.isascii() else None
+
+
+# The quick tests, each implied by its pattern. Every branch of the api_key prefix regex starts
+# with a literal, so the engine jumps from one k, A, g or x to the next instead of trying
+# every position; likewise to ':' for an IPv6 address, which holds ':' 1-4 hex digits ':'.
+_API_KEY_PREFIX = re.compile(r"k-|AKIA|gh[pousr]_|xox[abprs]-|AIza")
+_IPV6_PAIR = re.compile(r":[0-9a-fA-F]{1,4}:")
+
+
+def _bearer(text: str, shape: bytes) -> bool:
+    return "earer" in text
+
+
+def _api_key(text: str, shape: bytes) -> bool:
+    return _API_KEY_PREFIX.search(text) is not None
+
+
+def _email(text: str, shape: bytes) -> bool:
+    return "@" in text
+
+
+def _card(text: str, shape: bytes) -> bool:
+    """13-19 digits hold 4 digits, maybe a space or dash, 4 digits."""
+    return b"00000000" in shape or b"0000s0000" in shape
+
+
+def _ip(text: str, shape: bytes) -> bool:
+    """An IPv4 address has an inner octet between dots; for IPv6 see _IPV6_PAIR."""
+    return (b".0.0" in shape or b".00.0" in shape or b".000.0" in shape
+            or _IPV6_PAIR.search(text) is not None)
+
+
+def _phone(text: str, shape: bytes) -> bool:
+    """A phone number ends in 3-4 digits, maybe a separator, 3-4 digits."""
+    return b"000000" in shape or b"000s000" in shape or b"000.000" in shape
 
 
 def _not_a_card(number: str) -> bool:
@@ -69,34 +123,21 @@ def _not_a_card(number: str) -> bool:
     return not luhn_ok(re.sub(r"\D", "", number))
 
 
-# Applied in this order: tokens before e-mail, cards before the looser phone shape. `needs`
-# are the literals each pattern starts with (or must contain); the IP gate starts with a
-# literal '.' or ':' so the regex engine can skip to them.
+# Applied in this order: tokens before e-mail, cards before the looser phone shape.
 BUILTIN: dict[str, Rule] = {r.name: r for r in (
-    _rule("bearer", r"\b[Bb]earer\s+[A-Za-z0-9\-._~+/]{8,}=*", needs=("Bearer", "bearer")),
+    _rule("bearer", r"\b[Bb]earer\s+[A-Za-z0-9\-._~+/]{8,}=*", r"earer", _bearer),
     _rule("api_key", r"\b(?:sk|pk|rk)-(?:[A-Za-z0-9_]{2,20}-)?[A-Za-z0-9_-]{16,}"
                      r"|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b"
                      r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAIza[0-9A-Za-z_-]{35}\b",
-          needs=("sk-", "pk-", "rk-", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xoxa-",
-                 "xoxb-", "xoxp-", "xoxr-", "xoxs-", "AIza")),
-    _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b", needs=("@",)),
-    _rule("card", r"\b(?:\d[ -]?){12,18}\d\b", r"\d{4}[ -]?\d{4}", needs_digit=True,
-          keep=_not_a_card),
+          r"[sprk]k-|AKIA|gh[pousr]_|xox[abprs]-|AIza", _api_key),
+    _rule("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b", r"@", _email),
+    _rule("card", r"\b(?:\d[ -]?){12,18}\d\b", r"\d{4}[ -]?\d{4}", _card, _not_a_card),
     _rule("ip", r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"
                 r"|\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b",
-          r"\.\d{1,3}\.\d|:[0-9a-fA-F]{1,4}:", needs=(":",), needs_digit=True),
+          r"\d\.\d{1,3}\.\d|[0-9a-fA-F]:[0-9a-fA-F]{1,4}:", _ip),
     _rule("phone", r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
-                   r"\d{3,4}[ .-]?\d{3,4}\b", r"\d{2}\)?[ .-]?\d{3}", needs_digit=True),
+                   r"\d{3,4}[ .-]?\d{3,4}\b", r"\d{2}\)?[ .-]?\d{3}", _phone),
 )}
-_DIGIT = re.compile(r"\d")
-
-
-def has_digit(text: str) -> bool:
-    """Whether `\\d` matches anywhere: ten `in` scans for ASCII text, the regex otherwise
-    (`\\d` also matches non-ASCII decimal digits)."""
-    if text.isascii():
-        return any(d in text for d in "0123456789")
-    return _DIGIT.search(text) is not None
 
 
 def luhn_ok(digits: str) -> bool:
@@ -125,21 +166,16 @@ class Redactor:
         if not self.enabled:
             return text, 0
         count = 0
-        digit: bool | None = None  # has_digit(text), worked out once when a rule asks
+        shape = _shape(text)
         for rule in self._rules:
-            if (rule.needs or rule.needs_digit) and not any(n in text for n in rule.needs):
-                if not rule.needs_digit:
-                    continue
-                if digit is None:
-                    digit = has_digit(text)
-                if not digit:
-                    continue
+            if shape is not None and rule.quick is not None and not rule.quick(text, shape):
+                continue
             if rule.gate is not None and rule.gate.search(text) is None:
                 continue
             text, n = rule.apply(text)
             if n:
                 count += n
-                digit = None  # the text changed
+                shape = _shape(text)
         return text, count
 
     def _value(self, value: AnyValue) -> int:

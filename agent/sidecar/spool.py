@@ -75,6 +75,7 @@ class Spool:
         self._records = sum(sum(1 for _ in decode(p.read_bytes())) for p in segments)
         self._next = int(segments[-1].stem) + 1 if segments else 0
         self._current: Path | None = None
+        self.refusing = False  # the last append did not fit: unready until room is made
 
     def _segments(self) -> list[Path]:
         return sorted(self.directory.glob("*.seg"))
@@ -91,6 +92,7 @@ class Spool:
         blob = b"".join(encode(m) for m in messages)
         with self._lock:
             if self._bytes + len(blob) > self.max_bytes:
+                self.refusing = True
                 raise SpoolFull(f"spool holds {self._bytes} of {self.max_bytes} bytes")
             if self._current is None or self._current.stat().st_size >= SEGMENT_BYTES:
                 self._current = self.directory / f"{self._next:012d}.seg"
@@ -118,3 +120,4 @@ class Spool:
             segment.unlink()
             self._bytes -= size
             self._records -= records
+            self.refusing = False

@@ -1,0 +1,201 @@
+"""Sidecar → Kafka → ingest → ClickHouse as production runs it: separate processes and a real
+broker. Every fault test asserts the exact number of distinct samples stored afterwards, with
+plain queries (no FINAL), as dashboards read them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka import KafkaConsumer
+
+from helpers import KafkaBroker, Service, chat_request, post, query_store
+from watchkeeper.agent.bus import TOPIC_DEAD_LETTER, TOPIC_SPANS
+from watchkeeper.agent.bus.kafka import KafkaBus
+from watchkeeper.agent.config import KafkaConfig
+
+FAST = {"WATCHKEEPER_INGEST__JOIN_WINDOW_S": "0.2", "WATCHKEEPER_INGEST__FLUSH_INTERVAL_S": "0.1",
+        "WATCHKEEPER_LOG_LEVEL": "warning"}
+COUNT = "SELECT count() AS n, uniqExact(sample_id) AS distinct_ids FROM samples"
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for service in started:
+        if service.proc.poll() is None:
+            service.kill()
+        # shown by pytest when the test failed
+        lines = (service.proc.stderr.read() if service.proc.stderr else "").splitlines()
+        print(f"--- {service.args[0]} stderr", *[x for x in lines if "kafka." not in x][-30:],
+              sep="\n")
+
+
+def _env(prefix: str) -> dict[str, str]:
+    return {**FAST, "WATCHKEEPER_KAFKA__TOPIC_PREFIX": prefix,
+            "WATCHKEEPER_INGEST__GROUP": f"{prefix}ingest"}
+
+
+def _sidecar(bus: str, prefix: str, data_dir: Path, started: list[Service],
+             **env: str) -> Service:
+    service = Service("sidecar", "--bus", bus, "--data-dir", str(data_dir),
+                      "--otlp-http-port", "0", "--otlp-grpc-port", "0", "--api-port", "0",
+                      env={**_env(prefix), **env})
+    started.append(service)
+    return service
+
+
+def _ingest(bus: str, prefix: str, data_dir: Path, started: list[Service]) -> Service:
+    service = Service("ingest", "--bus", bus, "--data-dir", str(data_dir), "--api-port", "0",
+                      env=_env(prefix))
+    started.append(service)
+    return service
+
+
+def _wait(check: Callable[[], bool], timeout_s: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stored(service: Service) -> tuple[int, int]:
+    row = service.query(COUNT)[0]
+    return int(row["n"]), int(row["distinct_ids"])
+
+
+def test_kill_9_of_ingest_mid_stream(kafka: str, prefix: str, tmp_path: Path,
+                                     services: list[Service]) -> None:
+    bus = f"kafka://{kafka}"
+    sidecar = _sidecar(bus, prefix, tmp_path / "sidecar", services)
+    ingest = _ingest(bus, prefix, tmp_path / "store", services)
+    batches, per_batch = 60, 50
+    sent = threading.Event()
+
+    def send() -> None:
+        for i in range(batches):
+            assert post(f"{sidecar.otlp_http}/v1/traces", chat_request(per_batch, f"k{i}"))\
+                .status_code == 200
+            time.sleep(0.03)
+        sent.set()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    _wait(lambda: _stored(ingest)[0] > 0, what="the first stored samples")
+    ingest.kill()  # mid-stream: some batches stored, some read but not committed
+    killed_at = query_store(tmp_path / "store", COUNT)[0]
+    assert 0 < int(killed_at["n"]) < batches * per_batch
+    sender.join()
+    assert sent.is_set()
+    ingest = _ingest(bus, prefix, tmp_path / "store", services)
+    expected = batches * per_batch
+    _wait(lambda: _stored(ingest)[0] >= expected, what="all samples after restart")
+    time.sleep(1.0)  # anything replayed twice would land now
+    assert _stored(ingest) == (expected, expected)
+    assert ingest.stop() == 0 and sidecar.stop() == 0
+
+
+def test_broker_down_sidecar_spools_then_replays(prefix: str, tmp_path: Path,
+                                                 services: list[Service]) -> None:
+    broker = KafkaBroker(tmp_path / "broker")
+    address = broker.start()
+    try:
+        bus = f"kafka://{address}"
+        sidecar = _sidecar(bus, prefix, tmp_path / "sidecar", services,
+                           WATCHKEEPER_SIDECAR__ACK_TIMEOUT_S="2",
+                           WATCHKEEPER_KAFKA__REQUEST_TIMEOUT_MS="1000",
+                           WATCHKEEPER_KAFKA__DELIVERY_TIMEOUT_MS="3000")
+        ingest = _ingest(bus, prefix, tmp_path / "store", services)
+        assert post(f"{sidecar.otlp_http}/v1/traces", chat_request(100, "before")).is_success
+        _wait(lambda: _stored(ingest)[0] == 100, what="samples before the outage")
+        broker.stop()
+        for i in range(10):  # the app keeps sending: every export is acknowledged
+            assert post(f"{sidecar.otlp_http}/v1/traces",
+                        chat_request(50, f"during{i}")).status_code == 200
+        ready = httpx.get(f"{sidecar.api}/readyz").json()
+        assert ready["ready"] is True and ready["checks"]["spool_records"] > 0
+        metrics = httpx.get(f"{sidecar.api}/metrics").text
+        assert "wk_sidecar_spool_records" in metrics
+        broker.start(port=broker.port)
+        _wait(lambda: httpx.get(f"{sidecar.api}/readyz").json()["checks"]["spool_records"] == 0,
+              timeout_s=90, what="the spool to drain")
+        _wait(lambda: _stored(ingest)[0] >= 600, timeout_s=90, what="spooled samples")
+        time.sleep(1.0)
+        assert _stored(ingest) == (600, 600)
+        assert sidecar.stop() == 0 and ingest.stop() == 0
+    finally:
+        broker.stop()
+
+
+def test_spool_full_is_a_retryable_refusal(prefix: str, tmp_path: Path,
+                                           services: list[Service]) -> None:
+    """No broker at all and a tiny spool: the sidecar says 503 + Retry-After, never drops."""
+    sidecar = _sidecar("kafka://127.0.0.1:9", prefix, tmp_path / "sidecar", services,
+                       WATCHKEEPER_SIDECAR__SPOOL__MAX_BYTES="20000",
+                       WATCHKEEPER_KAFKA__MAX_BLOCK_MS="300")
+    codes = [post(f"{sidecar.otlp_http}/v1/traces", chat_request(20, f"f{i}")).status_code
+             for i in range(8)]
+    assert codes[0] == 200 and codes[-1] == 503
+    response = post(f"{sidecar.otlp_http}/v1/traces", chat_request(20, "more"))
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert httpx.get(f"{sidecar.api}/readyz").status_code == 503
+    spooled = sum(p.stat().st_size for p in (tmp_path / "sidecar" / "spool").glob("*.seg"))
+    assert 0 < spooled <= 20000
+
+
+def test_two_ingest_processes_share_four_partitions(kafka: str, prefix: str, tmp_path: Path,
+                                                    services: list[Service]) -> None:
+    """chDB is one engine per process, so each ingest writes its own store here (in production
+    they share a ClickHouse server); together they must hold every sample exactly once."""
+    bus = f"kafka://{kafka}"
+    first = _ingest(bus, prefix, tmp_path / "a", services)
+    second = _ingest(bus, prefix, tmp_path / "b", services)
+    sidecar = _sidecar(bus, prefix, tmp_path / "sidecar", services)
+    time.sleep(3)  # let the group settle on two members
+    for i in range(20):
+        assert post(f"{sidecar.otlp_http}/v1/traces", chat_request(100, f"p{i}")).is_success
+    _wait(lambda: _stored(first)[0] + _stored(second)[0] >= 2000, what="all samples")
+    time.sleep(1.0)
+    a_ids = {r["id"] for r in first.query("SELECT toString(sample_id) AS id FROM samples")}
+    b_ids = {r["id"] for r in second.query("SELECT toString(sample_id) AS id FROM samples")}
+    assert len(a_ids) + len(b_ids) == 2000 and not a_ids & b_ids
+    assert a_ids and b_ids, "both consumers should own partitions"
+    assert _stored(first)[0] == len(a_ids) and _stored(second)[0] == len(b_ids)
+
+
+def test_garbage_goes_to_the_dead_letter_topic(kafka: str, prefix: str, tmp_path: Path,
+                                               services: list[Service]) -> None:
+    bus = KafkaBus(kafka, KafkaConfig(topic_prefix=prefix))
+    ingest = _ingest(f"kafka://{kafka}", prefix, tmp_path / "store", services)
+    bus.publish(TOPIC_SPANS, b"\x00not otlp\xff", key=b"garbage").result(30)
+    bus.publish(TOPIC_SPANS, chat_request(5, "good"), key=os.urandom(16).hex().encode()
+                ).result(30)
+    _wait(lambda: _stored(ingest)[0] == 5, what="the good samples")
+    dead = KafkaConsumer(prefix + TOPIC_DEAD_LETTER, bootstrap_servers=kafka,
+                         auto_offset_reset="earliest", consumer_timeout_ms=30000,
+                         group_id=f"{prefix}check")
+    records = list(dead)
+    dead.close()
+    bus.close()
+    assert len(records) == 1
+    headers = dict(records[0].headers)
+    assert records[0].value == b"\x00not otlp\xff"
+    assert b"DecodeError" in headers["wk-error"]
+    assert headers["wk-source"].startswith(b"wk.spans/")
+    assert ingest.stop() == 0
+    assert query_store(tmp_path / "store", COUNT) == [{"n": 5, "distinct_ids": 5}]
