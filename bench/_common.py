@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -54,6 +55,20 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_state() -> dict[str, Any]:
+    """The commit measured, and the files that differed from it (the tree is shared)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                  check=False, timeout=10).stdout
+        except OSError:
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(),
+            "modified": [line[3:] for line in git("status", "--porcelain").splitlines()
+                         if line[:2].strip() == "M"]}
+
+
 def versions(names: Iterable[str]) -> dict[str, str]:
     out = {}
     for name in names:
@@ -73,12 +88,13 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def write_json(name: str, payload: dict[str, Any]) -> Path:
+def write_json(name: str, payload: dict[str, Any], tag: str | None = None) -> Path:
+    """bench/out/<name>.json, or <name>-<tag>.json for a variant run."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}.json"
+    path = OUT / (f"{name}-{tag}.json" if tag else f"{name}.json")
     payload = {"benchmark": name, "when": datetime.now(UTC).isoformat(timespec="seconds"),
                "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-               "machine": machine(), **payload}
+               "machine": machine(), "git": git_state(), **payload}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
 

@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--spans-per-trace", type=int, default=1,
                         help="GenAI spans per message (the sidecar writes one trace each)")
     parser.add_argument("--prompt-bytes", type=int, default=1024)
+    parser.add_argument("--tag", help="write bench/out/<name>-<tag>.json (a variant run)")
     parser.add_argument("--cpu", type=int, help="pin the worker to this CPU (taskset)")
     parser.add_argument("--profile", action="store_true",
                         help="write a cProfile of one run to bench/out/ingest_throughput.pstats")
@@ -221,7 +222,7 @@ def main() -> None:
            for name, s in parts.items()])
     path = write_json("ingest_throughput", {
         "settings": {k: v for k, v in vars(args).items()
-                     if k not in ("worker", "stages", "profile_to")},
+                     if k not in ("worker", "stages", "profile_to", "tag")},
         "versions": versions(("watchkeeper", "chdb", "chdb-core", "clickhouse-connect",
                               "protobuf", "pydantic")),
         "runs": runs, "samples_per_s": rate, "samples_per_cpu_s": per_cpu,
@@ -229,7 +230,7 @@ def main() -> None:
         "profile": str(profile_path.relative_to(REPO)) if profile_path else None,
         "goal": {"samples_per_s": SAMPLES_GOAL, "value": rate["median"],
                  "met": rate["median"] >= SAMPLES_GOAL},
-    })
+    }, tag=args.tag)
     console.print(f"wrote {path.relative_to(REPO)}")
 
 

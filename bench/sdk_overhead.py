@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--prompt-bytes", type=int, default=0)
     parser.add_argument("--exporter", choices=("discard", "encode"), default="discard",
                         help="encode: also serialise spans to OTLP protobuf before dropping")
+    parser.add_argument("--tag", help="write bench/out/<name>-<tag>.json (a variant run)")
     parser.add_argument("--impl", action="append", choices=sorted(RUNS),
                         help=f"repeatable; default: {' '.join(DEFAULT)}")
     args = parser.parse_args()
@@ -133,7 +134,7 @@ def main() -> None:
                           f"{verdict(bool(goal['met']))}; Watchkeeper {ours:.1f} µs vs "
                           + ", ".join(f"{n} {v:.1f} µs" for n, v in others.items()))
     path = write_json("sdk_overhead", {
-        "settings": vars(args), "results": results, "goal": goal})
+        "settings": vars(args), "results": results, "goal": goal}, tag=args.tag)
     console.print(f"wrote {path.relative_to(REPO)}")
 
 

@@ -105,7 +105,7 @@ def read_event(process: subprocess.Popen[str], name: str) -> dict[str, Any]:
     while True:
         line = process.stdout.readline()
         if not line:
-            raise SystemExit(f"process {process.args} ended before {name!r}")
+            raise SystemExit(f"process {process.args!r} ended before {name!r}")
         if line.startswith("{"):
             event: dict[str, Any] = json.loads(line)
             if event.get("event") == name:
@@ -181,6 +181,7 @@ def main() -> None:
                              "trace)")
     parser.add_argument("--prompt-bytes", type=int, default=1024)
     parser.add_argument("--bodies", type=int, default=8, help="distinct pre-encoded bodies")
+    parser.add_argument("--tag", help="write bench/out/<name>-<tag>.json (a variant run)")
     parser.add_argument("--no-redaction", action="store_true")
     parser.add_argument("--sidecar-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
@@ -223,10 +224,11 @@ def main() -> None:
                         "met": result["rss_peak_mb"] < RSS_GOAL_MB},
     }
     path = write_json("sidecar_throughput", {
-        "settings": {k: v for k, v in vars(args).items() if k not in ("port", "load_worker")},
+        "settings": {k: v for k, v in vars(args).items()
+                     if k not in ("port", "load_worker", "tag")},
         "versions": versions(("watchkeeper", "aiohttp", "protobuf", "opentelemetry-proto",
                               "grpcio")),
-        **result})
+        **result}, tag=args.tag)
     console.print(f"wrote {path.relative_to(REPO)}")
 
 

@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS {db}.samples {on_cluster}
     redactions UInt32,
     source LowCardinality(String),
     scope LowCardinality(String),
-    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    -- ingest looks replayed samples up by id; feedback and reviews join on it too
+    INDEX sample_id_idx sample_id TYPE bloom_filter(0.01) GRANULARITY 4
 )
 ENGINE = {engine_samples}
 PARTITION BY toDate(ts)
