@@ -18,7 +18,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(args.config, **overrides)
 
 
-def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool) -> int:
+def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool, watch: bool) -> int:
     from watchkeeper.agent import logs
     from watchkeeper.agent.runtime import Runtime, serve_until_signal
 
@@ -29,24 +29,29 @@ def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool) -> int:
         "store.url": getattr(args, "store_url", None),
         "api.port": args.api_port,
     })
-    if not (sidecar and ingest) and settings.bus.startswith("memory"):
+    if not (sidecar and ingest and watch) and settings.bus.startswith("memory"):
         raise ConfigError(f"bus: {args.command} alone needs a shared bus such as "
                           "kafka://host:9092 (the in-process bus only works inside `up`)")
     logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(serve_until_signal(Runtime(settings, sidecar=sidecar, ingest=ingest)))
+    asyncio.run(serve_until_signal(Runtime(settings, sidecar=sidecar, ingest=ingest,
+                                           watch=watch)))
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    return _serve(args, sidecar=True, ingest=True)
+    return _serve(args, sidecar=True, ingest=True, watch=not args.no_watch)
 
 
 def cmd_sidecar(args: argparse.Namespace) -> int:
-    return _serve(args, sidecar=True, ingest=False)
+    return _serve(args, sidecar=True, ingest=False, watch=False)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    return _serve(args, sidecar=False, ingest=True)
+    return _serve(args, sidecar=False, ingest=True, watch=args.with_watch)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    return _serve(args, sidecar=False, ingest=False, watch=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -77,6 +82,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.endpoint, rounds=args.rounds, token=args.token)
 
 
+def cmd_train_watcher(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.watch.training import train_watcher
+
+    return train_watcher(_settings(args), args)
+
+
+def cmd_eval_watcher(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.watch.evaluation import eval_watcher
+
+    return eval_watcher(_settings(args), args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="watchkeeper", description=__doc__)
     root.add_argument("--config", type=Path, default=None,
@@ -86,7 +103,11 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run sidecar + ingest + API in one process (embedded default)")
     sidecar = sub.add_parser("sidecar", help="run the OTLP receivers, forwarding to the bus")
     ingest = sub.add_parser("ingest", help="run ingest: bus → ClickHouse")
-    for command in (up, sidecar, ingest):
+    watch = sub.add_parser("watch", help="run the watchers: wk.samples → scores, flags")
+    up.add_argument("--no-watch", action="store_true", help="capture only, no watchers")
+    ingest.add_argument("--with-watch", action="store_true",
+                        help="also run the watchers in this process (shares its store)")
+    for command in (up, sidecar, ingest, watch):
         command.add_argument("--data-dir", type=Path,
                              help="embedded store (and the sidecar's spool) live here")
         command.add_argument("--bus", help="memory:// (only inside up) or kafka://host:port")
@@ -94,11 +115,25 @@ def parser() -> argparse.ArgumentParser:
     for command in (up, sidecar):
         command.add_argument("--otlp-http-port", type=int)
         command.add_argument("--otlp-grpc-port", type=int)
-    for command in (up, ingest):
+    for command in (up, ingest, watch):
         command.add_argument("--store-url", help="chdb:///path or http(s)://host:port")
     up.set_defaults(func=cmd_up)
     sidecar.set_defaults(func=cmd_sidecar)
     ingest.set_defaults(func=cmd_ingest)
+    watch.set_defaults(func=cmd_watch)
+
+    train = sub.add_parser("train-watcher", help="train a trainable-head watcher from labels")
+    evaluate = sub.add_parser("eval-watcher", help="AUROC, precision/recall/F1, calibration")
+    for command in (train, evaluate):
+        command.add_argument("--data", type=Path, required=True, help="labelled CSV or JSONL")
+        command.add_argument("--text-col", required=True)
+        command.add_argument("--label-col", required=True, help="labels 0/1 or true/false")
+        command.add_argument("--data-dir", type=Path)
+    train.add_argument("--name", required=True, help="the watcher's name")
+    evaluate.add_argument("--watcher", required=True, help="a configured or trained watcher")
+    evaluate.add_argument("--out", type=Path, help="write the report as JSON here")
+    train.set_defaults(func=cmd_train_watcher)
+    evaluate.set_defaults(func=cmd_eval_watcher)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
     migrate.add_argument("--data-dir", type=Path)

@@ -27,6 +27,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from watchkeeper.detectors.watchers.base import WatcherSpec
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Builtin = Literal["email", "phone", "card", "api_key", "bearer", "ip"]
 BUILTIN_REDACTIONS: tuple[Builtin, ...] = ("email", "phone", "card", "api_key", "bearer", "ip")
@@ -192,6 +194,29 @@ class KafkaConfig(Section):
         return settings
 
 
+def _default_watchers() -> list[WatcherSpec]:
+    """What runs with no watcher configured: checks that need no model or download."""
+    return [WatcherSpec(name="quality", kind="heuristics", field="completion",
+                        thresholds={"refusal": 1.0, "pii": 1.0, "empty": 1.0})]
+
+
+class WatchConfig(Section):
+    group: str = "wk-watch"
+    batch_max: int = Field(64, gt=0, description="samples per micro-batch")
+    batch_wait_ms: int = Field(200, ge=0, description="how long a partial batch may wait")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    watchers: list[WatcherSpec] = Field(default_factory=_default_watchers)
+
+    @field_validator("watchers")
+    @classmethod
+    def _unique(cls, value: list[WatcherSpec]) -> list[WatcherSpec]:
+        names = [w.name for w in value]
+        if len(names) != len(set(names)):
+            raise ValueError(f"watcher names must be unique: {names}")
+        return value
+
+
 class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8686, ge=0, le=65535)
@@ -219,6 +244,7 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
 
     @field_validator("bus")
     @classmethod

@@ -28,3 +28,7 @@ INGEST_INSERT_SECONDS = Histogram("wk_ingest_insert_seconds", "ClickHouse insert
                                   ["table"])
 INGEST_LAG = Gauge("wk_ingest_consumer_lag", "messages not yet committed by ingest")
 INGEST_PENDING = Gauge("wk_ingest_pending_items", "spans and logs waiting in the join window")
+
+WATCH_ITEMS = Counter("wk_watch_items_total", "texts scored", ["watcher"])
+WATCH_SECONDS = Histogram("wk_watch_batch_seconds", "time to score one micro-batch", ["watcher"])
+WATCH_FLAGGED = Counter("wk_watch_flagged_samples_total", "samples sent to the review queue")

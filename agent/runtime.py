@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from watchkeeper.agent.sidecar.pipeline import Forwarder, Pipeline
 from watchkeeper.agent.sidecar.spool import Spool
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
+from watchkeeper.agent.watch.service import WatchService
 
 log = logging.getLogger(__name__)
 OWNER_FILE = "agent.json"
@@ -45,6 +47,7 @@ class Runtime:
     settings: Settings
     sidecar: bool = True
     ingest: bool = True
+    watch: bool = False
     ports: Ports = field(default_factory=Ports)
 
     def __post_init__(self) -> None:
@@ -53,8 +56,9 @@ class Runtime:
         self._runners: list[web.AppRunner] = []
         self._grpc: grpc.aio.Server | None = None
         self._ingest: IngestService | None = None
-        self._ingest_thread: threading.Thread | None = None
-        self._stop_ingest = threading.Event()
+        self._watch: WatchService | None = None
+        self._threads: dict[str, threading.Thread] = {}
+        self._stops: dict[str, threading.Event] = {}
         self._forwarder: Forwarder | None = None
         self._replay: asyncio.Task[None] | None = None
         self._stop_replay = asyncio.Event()
@@ -62,15 +66,19 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         self.bus = open_bus(s.bus, s.kafka)
-        if self.ingest:
+        if self.ingest or self.watch:
             s.data_dir.mkdir(parents=True, exist_ok=True)
             self.store = Store(s.store_url, s.store)
             applied = await asyncio.to_thread(migrate, self.store)
             log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
+        if self.watch:
+            assert self.store is not None
+            self._watch = await asyncio.to_thread(WatchService, self.bus, self.store, s.watch)
+            self._start_thread("watch", self._watch.run)
+        if self.ingest:
+            assert self.store is not None
             self._ingest = IngestService(self.bus, self.store, s.ingest)
-            self._ingest_thread = threading.Thread(
-                target=self._ingest.run, args=(self._stop_ingest,), name="ingest", daemon=True)
-            self._ingest_thread.start()
+            self._start_thread("ingest", self._ingest.run)
         if self.sidecar:
             spool = None
             if s.bus.startswith("kafka") and s.sidecar.spool.enabled:
@@ -100,12 +108,18 @@ class Runtime:
                                                "otlp_grpc": self.ports.otlp_grpc,
                                                "api": self.ports.api, "bus": s.bus})
 
+    def _start_thread(self, name: str, run: Callable[[threading.Event], None]) -> None:
+        self._stops[name] = threading.Event()
+        self._threads[name] = threading.Thread(target=run, args=(self._stops[name],), name=name,
+                                               daemon=True)
+        self._threads[name].start()
+
     def readiness(self) -> dict[str, Any]:
         """Ready while it can accept data. A sidecar whose bus is down stays ready while its
         spool has room, and says so; a full spool makes it unready."""
         checks: dict[str, Any] = {"bus": self.bus is not None and self.bus.healthy()}
-        if self.ingest:
-            checks["ingest"] = bool(self._ingest_thread and self._ingest_thread.is_alive())
+        for name, thread in self._threads.items():
+            checks[name] = thread.is_alive()
         if self.sidecar:
             checks["sidecar"] = self._grpc is not None
             spool = self._forwarder.spool if self._forwarder else None
@@ -130,17 +144,19 @@ class Runtime:
                 await asyncio.to_thread(self.bus.flush, 10.0)
             except BusError as exc:  # ingest commits only what the bus holds: nothing is lost
                 log.warning("bus flush on stop failed", extra={"error": str(exc)})
-        if self._ingest_thread is not None:
-            self._stop_ingest.set()
-            await asyncio.to_thread(self._ingest_thread.join)
+        for name in ("ingest", "watch"):  # ingest drains into wk.samples, then watch drains it
+            if name in self._threads:
+                self._stops[name].set()
+                await asyncio.to_thread(self._threads[name].join)
         await self._runners[-1].cleanup()  # the API answers /readyz until the end
         if self.bus is not None:
             self.bus.close()
         if self.store is not None:
             (self.settings.data_dir / OWNER_FILE).unlink(missing_ok=True)
             self.store.close()
-        log.info("stopped", extra={"stored_samples": self._ingest.stored_samples
-                                   if self._ingest else 0})
+        log.info("stopped", extra={
+            "stored_samples": self._ingest.stored_samples if self._ingest else 0,
+            "scored_samples": self._watch.scored_samples if self._watch else 0})
 
     def _write_owner_file(self) -> None:
         """Tells `watchkeeper query --data-dir` which running process owns the store."""

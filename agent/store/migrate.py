@@ -15,7 +15,8 @@ from watchkeeper.agent.store.client import Store
 log = logging.getLogger(__name__)
 
 # table -> ReplacingMergeTree version column
-TABLES = {"samples": "ingested_at", "spans": "ingested_at", "user_feedback": "ingested_at"}
+TABLES = {"samples": "ingested_at", "spans": "ingested_at", "user_feedback": "ingested_at",
+          "scores": "scored_at", "embeddings": "created_at", "flags": "updated_at"}
 TTL_COLUMN = "ts"
 
 

@@ -1,0 +1,2 @@
+"""The watch service: wk.samples → watchers → ClickHouse (scores, embeddings, flags) →
+wk.feedback for flagged samples."""

@@ -1,0 +1,166 @@
+"""Watch: consumes normalised samples, runs every configured watcher over micro-batches
+(by size and wait time), stores scores and embeddings, queues flags for review and publishes
+flagged samples to wk.feedback. Offsets are committed after the insert, like ingest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from watchkeeper.agent import metrics
+from watchkeeper.agent.bus import (
+    TOPIC_DEAD_LETTER,
+    TOPIC_FEEDBACK,
+    TOPIC_SAMPLES,
+    Bus,
+    BusError,
+    Record,
+    TopicPartition,
+)
+from watchkeeper.agent.config import WatchConfig
+from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.watch import scoring
+from watchkeeper.collectors.normalise import Sample
+from watchkeeper.detectors.watchers import Embedder, Watcher, WatcherSpec, items_for
+from watchkeeper.detectors.watchers.registry import build
+
+log = logging.getLogger(__name__)
+FLAG_NAMESPACE = uuid.UUID("5d0f1a52-8c1e-4a55-b0f8-3f4f5a8e2c71")
+SCORE_COLUMNS = ("sample_id", "ts", "service", "watcher", "version", "field", "label", "score",
+                 "flagged", "threshold", "latency_ms", "error")
+EMBEDDING_COLUMNS = ("sample_id", "ts", "service", "model", "field", "vector")
+FLAG_COLUMNS = ("flag_id", "sample_id", "ts", "service", "source", "reason", "label", "score")
+PUBLISH_TIMEOUT_S = 30.0
+
+
+def flag_id(sample_id: str, source: str, label: str) -> uuid.UUID:
+    """Stable per (sample, watcher, label): re-scoring a sample never queues it twice."""
+    return uuid.uuid5(FLAG_NAMESPACE, f"{sample_id}:{source}:{label}")
+
+
+class WatchService:
+    def __init__(self, bus: Bus, store: Store, config: WatchConfig) -> None:
+        self.bus = bus
+        self.store = store
+        self.config = config
+        # Built before consuming anything: a watcher that cannot load stops the start.
+        self.watchers: list[tuple[WatcherSpec, Watcher | Embedder]] = [
+            (spec, build(spec.model_copy(update={"options": {
+                "device": config.device, "precision": config.precision, **spec.options}})))
+            for spec in config.watchers if spec.enabled]
+        self.consumer = bus.consumer(TOPIC_SAMPLES, config.group)
+        self.scored_samples = 0
+        self.flagged_samples = 0
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("watch step failed, retrying")
+                stop.wait(1.0)
+        while self.step(wait=False):
+            pass
+        self.consumer.close()
+
+    def step(self, wait: bool = True) -> int:
+        """Gather up to batch_max samples, waiting at most batch_wait_ms, then score them."""
+        records: list[Record] = []
+        deadline = time.monotonic() + self.config.batch_wait_ms / 1000
+        while len(records) < self.config.batch_max:
+            left = deadline - time.monotonic()
+            if left <= 0 and (records or not wait):
+                break
+            records += self.consumer.poll(self.config.batch_max - len(records),
+                                          max(left, 0.05) if wait else 0.05)
+            if not wait and not records:
+                break
+        if records:
+            self._process(records)
+        return len(records)
+
+    def _process(self, records: list[Record]) -> None:
+        samples: list[Sample] = []
+        for record in records:
+            try:
+                samples.append(Sample.model_validate_json(record.value))
+            except ValueError as exc:
+                self.bus.publish(TOPIC_DEAD_LETTER, record.value, key=record.key, headers=(
+                    *record.headers, ("wk-error", f"{type(exc).__name__}: {exc}".encode()[:1024]),
+                    ("wk-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+                )).result(PUBLISH_TIMEOUT_S)
+        by_id = {str(s.sample_id): s for s in samples}
+        scores, vectors, flags = self._score(samples, by_id)
+        self.store.insert("scores", scores, SCORE_COLUMNS)
+        self.store.insert("embeddings", vectors, EMBEDDING_COLUMNS)
+        self.store.insert("flags", flags, FLAG_COLUMNS)
+        self._publish_flagged(flags, by_id)
+        self.scored_samples += len(samples)
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = (record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        try:
+            self.consumer.commit(offsets)
+        except BusError as exc:
+            log.warning("offset commit failed", extra={"error": str(exc)})
+
+    def _score(self, samples: Sequence[Sample], by_id: dict[str, Sample]
+               ) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
+        scores: list[list[Any]] = []
+        vectors: list[list[Any]] = []
+        flags: list[list[Any]] = []
+        for spec, watcher in self.watchers:
+            items = [item for s in samples for item in items_for(s, spec.field)]
+            if not items:
+                continue
+            if isinstance(watcher, Embedder):
+                for out in scoring.embed(watcher, items):
+                    if out.vector is not None:
+                        s = by_id[out.item.sample_id]
+                        vectors.append([s.sample_id, s.ts, s.service, watcher.name,
+                                        out.item.field, out.vector])
+                continue
+            started = time.perf_counter()
+            for out in scoring.score(watcher, items):
+                s = by_id[out.item.sample_id]
+                base = [s.sample_id, s.ts, s.service, watcher.name, watcher.version,
+                        out.item.field]
+                if out.scores is None:
+                    scores.append([*base, "_error", 0.0, False, None, out.latency_ms, out.error])
+                    continue
+                for label, value in out.scores.items():
+                    threshold = spec.thresholds.get(label)
+                    flagged = threshold is not None and value >= threshold
+                    scores.append([*base, label, float(value), flagged, threshold,
+                                   out.latency_ms, ""])
+                    if flagged:
+                        source = f"watcher:{watcher.name}"
+                        flags.append([flag_id(str(s.sample_id), source, label), s.sample_id,
+                                      s.ts, s.service, source,
+                                      f"{label} {value:.2f} >= {threshold:g} on {out.item.field}",
+                                      label, float(value)])
+            metrics.WATCH_SECONDS.labels(watcher.name).observe(time.perf_counter() - started)
+            metrics.WATCH_ITEMS.labels(watcher.name).inc(len(items))
+        return scores, vectors, flags
+
+    def _publish_flagged(self, flags: list[list[Any]], by_id: dict[str, Sample]) -> None:
+        reasons: dict[str, list[dict[str, Any]]] = {}
+        for row in flags:
+            reasons.setdefault(str(row[1]), []).append(
+                {"source": row[4], "label": row[6], "score": row[7], "reason": row[5]})
+        deliveries = []
+        for sample_id, why in reasons.items():
+            sample = by_id[sample_id]
+            payload = {"sample": json.loads(sample.model_dump_json()), "flags": why}
+            deliveries.append(self.bus.publish(TOPIC_FEEDBACK, json.dumps(payload).encode(),
+                                               key=sample.trace_id.encode()))
+        for delivery in deliveries:
+            delivery.result(PUBLISH_TIMEOUT_S)
+        metrics.WATCH_FLAGGED.inc(len(reasons))
+        self.flagged_samples += len(reasons)
