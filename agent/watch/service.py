@@ -71,14 +71,17 @@ class WatchService:
     def step(self, wait: bool = True) -> int:
         """Gather up to batch_max samples, waiting at most batch_wait_ms, then score them."""
         records: list[Record] = []
-        deadline = time.monotonic() + self.config.batch_wait_ms / 1000
+        # an idle consumer waits half a second per turn, so a stop is seen promptly
+        deadline = time.monotonic() + max(self.config.batch_wait_ms / 1000, 0.05)
+        if not wait:
+            deadline = time.monotonic()
         while len(records) < self.config.batch_max:
             left = deadline - time.monotonic()
             if left <= 0 and (records or not wait):
                 break
             records += self.consumer.poll(self.config.batch_max - len(records),
-                                          max(left, 0.05) if wait else 0.05)
-            if not wait and not records:
+                                          max(min(left, 0.5), 0.05))
+            if left <= 0:
                 break
         if records:
             self._process(records)

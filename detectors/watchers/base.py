@@ -5,8 +5,8 @@ the store. The watch service does batching, thresholds, storage and flags around
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
