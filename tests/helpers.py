@@ -68,12 +68,13 @@ class RunningAgent:
 
 
 @contextmanager
-def running_agent(data_dir: Path, **overrides: Any) -> Iterator[RunningAgent]:
+def running_agent(data_dir: Path, *, watch: bool = False,
+                  **overrides: Any) -> Iterator[RunningAgent]:
     defaults = {"sidecar.otlp_http_port": 0, "sidecar.otlp_grpc_port": 0, "api.port": 0,
                 "ingest.join_window_s": 0.3, "ingest.flush_interval_s": 0.1,
                 "data_dir": str(data_dir)}
     settings = load_settings(None, **{**defaults, **overrides})
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, watch=watch)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
