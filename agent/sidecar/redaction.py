@@ -26,7 +26,8 @@ class Rule:
     """A pattern, and cheap tests that must pass before the pattern is worth running.
 
     `quick(text, digit_shape(text))` is a test of ASCII text that every match of the pattern
-    passes, made of `in` searches, which cost far less than a regex scan; `gate` is a looser
+    passes, made of `in` searches (or a regex the engine can skip through by its literal
+    first characters), which cost far less than a regex scan; `gate` is a looser
     regex than the pattern, for any text. Most text holds no '@', no key prefix and no long run
     of digits: skipping the scans that cannot match is what keeps redaction within the
     sidecar's budget, and it never changes the result.

@@ -28,8 +28,11 @@ def build(spec: WatcherSpec) -> Watcher | Embedder:
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
         watcher = cls(spec)
-    except WatcherLoadError:
-        raise
+    except WatcherLoadError as exc:
+        prefix = f"watcher {spec.name!r} ({spec.kind})"
+        if str(exc).startswith(prefix):
+            raise
+        raise WatcherLoadError(f"{prefix}: {exc}") from exc
     except ImportError as exc:
         raise WatcherLoadError(f"watcher {spec.name!r} ({spec.kind}) needs the 'watchers' extra: "
                                f"pip install 'watchkeeper[watchers]' ({exc})") from exc

