@@ -10,11 +10,11 @@ HTTP_PORT=${OTLP_HTTP_PORT:-4318}
 API_PORT=${API_PORT:-8686}
 LOG=$(mktemp)
 
-$WK up --data-dir "$DATA" --otlp-http-port "$HTTP_PORT" --otlp-grpc-port "${OTLP_GRPC_PORT:-4317}" \
+$WK --config docs/examples/embedded.yaml up --data-dir "$DATA" --otlp-http-port "$HTTP_PORT" --otlp-grpc-port "${OTLP_GRPC_PORT:-4317}" \
   --api-port "$API_PORT" >"$LOG" 2>"$LOG.err" &
 AGENT=$!
 trap 'kill -TERM $AGENT 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do  # the first start loads the watcher models
   grep -q '"event": "ready"' "$LOG" 2>/dev/null && break
   kill -0 $AGENT 2>/dev/null || { cat "$LOG.err"; exit 1; }
   sleep 0.2
@@ -22,7 +22,7 @@ done
 echo "agent ready: OTLP/HTTP :$HTTP_PORT, API :$API_PORT, store $DATA"
 
 $WK demo --endpoint "http://127.0.0.1:$HTTP_PORT"
-sleep 3  # the join window: content logs may trail their spans
+sleep 5  # the join window (content logs may trail their spans), then the watchers
 
 echo; echo "captured, per service and model:"
 $WK query --data-dir "$DATA" "SELECT service, request_model, count() AS calls,
@@ -34,6 +34,15 @@ echo; echo "a few captured calls (PII already redacted by the sidecar):"
 $WK query --data-dir "$DATA" "SELECT service, substring(prompt_text, 1, 60) AS prompt,
   substring(completion_text, 1, 60) AS completion, redactions FROM samples
   WHERE redactions > 0 OR completion_text ILIKE '%moron%' ORDER BY ts DESC LIMIT 6"
+echo; echo "what the watchers flagged (the review queue):"
+$WK query --data-dir "$DATA" "SELECT f.source AS watcher, f.label AS label, round(f.score, 2) AS score,
+  s.service AS service, substring(if(f.reason LIKE '%on prompt', s.prompt_text, s.completion_text), 1, 70) AS text
+  FROM flags AS f INNER JOIN samples AS s ON s.sample_id = f.sample_id
+  WHERE f.created_at > now() - INTERVAL 10 MINUTE ORDER BY f.source, f.label"
+echo; echo "scores per watcher and label:"
+$WK query --data-dir "$DATA" "SELECT watcher, label, count() AS scored, countIf(flagged) AS flagged,
+  round(avg(score), 3) AS mean, round(quantile(0.5)(latency_ms), 2) AS p50_ms FROM scores
+  WHERE scored_at > now() - INTERVAL 10 MINUTE GROUP BY watcher, label ORDER BY watcher, label"
 echo; echo "end-user feedback:"
 $WK query --data-dir "$DATA" "SELECT service, thumbs, count() AS n FROM user_feedback
   GROUP BY service, thumbs ORDER BY service, thumbs"

@@ -26,7 +26,11 @@ def agent_factory(tmp_path: Path) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The bootstrap address of a real broker shared by the session's Kafka tests (each test
-    uses its own topic prefix and consumer group)."""
+    uses its own topic prefix and consumer group): the one .ci/run started
+    (WATCHKEEPER_TEST_KAFKA), or one started here."""
+    if os.environ.get("WATCHKEEPER_TEST_KAFKA"):
+        yield os.environ["WATCHKEEPER_TEST_KAFKA"]
+        return
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
     try:
         broker.start()

@@ -38,9 +38,9 @@ FLAG_COLUMNS = ("flag_id", "sample_id", "ts", "service", "source", "reason", "la
 PUBLISH_TIMEOUT_S = 30.0
 
 
-def flag_id(sample_id: str, source: str, label: str) -> uuid.UUID:
-    """Stable per (sample, watcher, label): re-scoring a sample never queues it twice."""
-    return uuid.uuid5(FLAG_NAMESPACE, f"{sample_id}:{source}:{label}")
+def flag_id(sample_id: str, source: str, label: str, field: str) -> uuid.UUID:
+    """Stable per (sample, watcher, label, field): re-scoring never queues a sample twice."""
+    return uuid.uuid5(FLAG_NAMESPACE, f"{sample_id}:{source}:{label}:{field}")
 
 
 class WatchService:
@@ -144,7 +144,8 @@ class WatchService:
                                    out.latency_ms, ""])
                     if flagged:
                         source = f"watcher:{watcher.name}"
-                        flags.append([flag_id(str(s.sample_id), source, label), s.sample_id,
+                        flags.append([flag_id(str(s.sample_id), source, label, out.item.field),
+                                      s.sample_id,
                                       s.ts, s.service, source,
                                       f"{label} {value:.2f} >= {threshold:g} on {out.item.field}",
                                       label, float(value)])
