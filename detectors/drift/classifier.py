@@ -41,23 +41,32 @@ def fold_permutations(y: NDArray[np.int_], folds: NDArray[np.int_], n_permutatio
     return labels
 
 
-def ridge_heldout_scores(x: NDArray[np.float64], labels: NDArray[np.float64],
-                         train: NDArray[np.int_], held: NDArray[np.int_],
-                         ridge: float) -> NDArray[np.float64]:
-    """Held-out scores of the ridge classifier fitted on `train`, for every label column.
+class RidgeFolds:
+    """Held-out scores of a ridge classifier for every fold and every label column.
 
-    lambda = ridge * mean feature variance, so `ridge` means the same at any scale. The
+    lambda = ridge * mean feature variance * n, so `ridge` means the same at any scale. The
     intercept is a constant per fold and does not change a within-fold AUC, so it is left out.
+    The Gram matrix and X'Y are computed once for all rows; each fold subtracts its own rows.
     """
-    xt = x[train] - x[train].mean(0)
-    yt = labels[train] - labels[train].mean(0)
-    n, d = xt.shape
-    lam = ridge * float((xt * xt).sum()) / (n * d) * n
-    if d <= n:
-        beta = np.linalg.solve(xt.T @ xt + lam * np.eye(d), xt.T @ yt)
-    else:  # dual form: fewer rows than features
-        beta = xt.T @ np.linalg.solve(xt @ xt.T + lam * np.eye(n), yt)
-    return np.asarray(x[held] @ beta)
+
+    def __init__(self, x: NDArray[np.float64], labels: NDArray[np.float64], ridge: float):
+        self.x, self.labels, self.ridge = x, labels, ridge
+        self.gram = x.T @ x
+        self.xy = x.T @ labels
+        self.sum_x = x.sum(0)
+        self.sum_y = labels.sum(0)
+
+    def scores(self, held: NDArray[np.int_]) -> NDArray[np.float64]:
+        xh, yh = self.x[held], self.labels[held]
+        n = len(self.x) - len(held)
+        mean = (self.sum_x - xh.sum(0)) / n
+        # centred training Gram and X'y from the totals minus the held-out rows
+        gram = self.gram - xh.T @ xh - n * np.outer(mean, mean)
+        xy = self.xy - xh.T @ yh - np.outer(mean, self.sum_y - yh.sum(0))
+        d = gram.shape[0]
+        lam = self.ridge * float(np.trace(gram)) / d
+        beta = np.linalg.solve(gram + lam * np.eye(d), xy)
+        return np.asarray(xh @ beta)
 
 
 def within_fold_auc(scores: NDArray[np.float64], labels: NDArray[np.float64]) -> tuple[
@@ -117,8 +126,9 @@ class ClassifierDetector(DriftDetector):
         labels = fold_permutations(y, folds, self.n_permutations, rng)
         u_total = np.zeros(labels.shape[1])
         pairs = 0.0
-        for train, held in splits:
-            scores = ridge_heldout_scores(x, labels, train, held, self.ridge)
+        ridge = RidgeFolds(x, labels, self.ridge)
+        for _, held in splits:
+            scores = ridge.scores(held)
             u, n_pairs = within_fold_auc(scores, labels[held])
             u_total += u
             pairs += n_pairs

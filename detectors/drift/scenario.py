@@ -24,21 +24,28 @@ Rates = dict[str, dict[float, float]]
 OnTrial = Callable[[str, float, int, DetectorResult, float], None]
 
 
+def window_rows(n_reference: int, n_shifted: int, window: int, level: float,
+                rng: np.random.Generator) -> tuple[NDArray[np.int_], NDArray[np.int_],
+                                                   NDArray[np.int_]]:
+    """Row numbers of one trial: the reference window, the current window's rows from the
+    reference corpus, and its round(level * window) rows from the shifted corpus."""
+    k = round(level * window)
+    if 2 * window - k > n_reference:
+        raise ValueError(f"the reference corpus has {n_reference} rows; two windows of "
+                         f"{window} need {2 * window - k}")
+    if k > n_shifted:
+        raise ValueError(f"the shifted corpus has {n_shifted} rows; level {level} of "
+                         f"{window} needs {k}")
+    rows = rng.choice(n_reference, size=2 * window - k, replace=False)
+    return rows[:window], rows[window:], rng.choice(n_shifted, size=k, replace=False)
+
+
 def draw_windows(reference: NDArray[Any], shifted: NDArray[Any], window: int, level: float,
                  rng: np.random.Generator) -> tuple[NDArray[Any], NDArray[Any]]:
     """A reference window and a current window whose `level` share comes from `shifted`."""
-    k = round(level * window)
-    if 2 * window - k > len(reference):
-        raise ValueError(f"the reference corpus has {len(reference)} rows; two windows of "
-                         f"{window} need {2 * window - k}")
-    if k > len(shifted):
-        raise ValueError(f"the shifted corpus has {len(shifted)} rows; level {level} of "
-                         f"{window} needs {k}")
-    rows = rng.choice(len(reference), size=2 * window - k, replace=False)
-    ref = reference[rows[:window]]
-    current = np.concatenate([reference[rows[window:]],
-                              shifted[rng.choice(len(shifted), size=k, replace=False)]])
-    return ref, current[rng.permutation(window)]
+    ref_rows, cur_rows, shifted_rows = window_rows(len(reference), len(shifted), window,
+                                                   level, rng)
+    return reference[ref_rows], np.concatenate([reference[cur_rows], shifted[shifted_rows]])
 
 
 def run_scenario(reference: ArrayLike, shifted: ArrayLike,
@@ -47,8 +54,10 @@ def run_scenario(reference: ArrayLike, shifted: ArrayLike,
                  random_state: int | None = 0, on_trial: OnTrial | None = None) -> Rates:
     """{detector: {level: detection rate over `trials`}}.
 
-    Every detector sees the same windows in a trial, so their rates compare like for like. A
-    run that did not test (too few rows) counts as no detection.
+    Every detector sees the same windows in a trial, so their rates compare like for like;
+    trials draw from one generator, level by level, so `window_rows` with the same seed
+    reproduces the windows (the benchmark hands them to other libraries). A run that did not
+    test (too few rows) counts as no detection.
     """
     import time
 
