@@ -18,7 +18,8 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(args.config, **overrides)
 
 
-def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool, watch: bool) -> int:
+def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool, watch: bool,
+           schedule: bool = False) -> int:
     from watchkeeper.agent import logs
     from watchkeeper.agent.runtime import Runtime, serve_until_signal
 
@@ -29,17 +30,18 @@ def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool, watch: bool
         "store.url": getattr(args, "store_url", None),
         "api.port": args.api_port,
     })
-    if not (sidecar and ingest and watch) and settings.bus.startswith("memory"):
+    shares_bus = sidecar or ingest or watch  # schedule alone reads only the store
+    if shares_bus and not (sidecar and ingest) and settings.bus.startswith("memory"):
         raise ConfigError(f"bus: {args.command} alone needs a shared bus such as "
                           "kafka://host:9092 (the in-process bus only works inside `up`)")
     logs.configure(settings.log_level, settings.log_format)
     asyncio.run(serve_until_signal(Runtime(settings, sidecar=sidecar, ingest=ingest,
-                                           watch=watch)))
+                                           watch=watch, schedule=schedule)))
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    return _serve(args, sidecar=True, ingest=True, watch=not args.no_watch)
+    return _serve(args, sidecar=True, ingest=True, watch=not args.no_watch, schedule=True)
 
 
 def cmd_sidecar(args: argparse.Namespace) -> int:
@@ -52,6 +54,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     return _serve(args, sidecar=False, ingest=False, watch=True)
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    return _serve(args, sidecar=False, ingest=False, watch=False, schedule=True)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.schedule.adhoc import detect
+
+    return detect(_settings(args, **{"store.url": args.store_url}), args)
+
+
+def cmd_eval_drift(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.schedule.evaluation import eval_drift
+
+    return eval_drift(args)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -104,10 +122,11 @@ def parser() -> argparse.ArgumentParser:
     sidecar = sub.add_parser("sidecar", help="run the OTLP receivers, forwarding to the bus")
     ingest = sub.add_parser("ingest", help="run ingest: bus → ClickHouse")
     watch = sub.add_parser("watch", help="run the watchers: wk.samples → scores, flags")
+    schedule = sub.add_parser("schedule", help="run the drift detector jobs of the config")
     up.add_argument("--no-watch", action="store_true", help="capture only, no watchers")
     ingest.add_argument("--with-watch", action="store_true",
                         help="also run the watchers in this process (shares its store)")
-    for command in (up, sidecar, ingest, watch):
+    for command in (up, sidecar, ingest, watch, schedule):
         command.add_argument("--data-dir", type=Path,
                              help="embedded store (and the sidecar's spool) live here")
         command.add_argument("--bus", help="memory:// (only inside up) or kafka://host:port")
@@ -115,12 +134,41 @@ def parser() -> argparse.ArgumentParser:
     for command in (up, sidecar):
         command.add_argument("--otlp-http-port", type=int)
         command.add_argument("--otlp-grpc-port", type=int)
-    for command in (up, ingest, watch):
+    for command in (up, ingest, watch, schedule):
         command.add_argument("--store-url", help="chdb:///path or http(s)://host:port")
     up.set_defaults(func=cmd_up)
     sidecar.set_defaults(func=cmd_sidecar)
     ingest.set_defaults(func=cmd_ingest)
     watch.set_defaults(func=cmd_watch)
+    schedule.set_defaults(func=cmd_schedule)
+
+    detect = sub.add_parser("detect", help="run one drift detector now and print the result")
+    detect.add_argument("--detector", required=True,
+                        help="mmd, classifier, pca_ks (embeddings) or signals")
+    detect.add_argument("--window", default="1h")
+    detect.add_argument("--reference", default="24h",
+                        help="previous, a duration before the window, or START/END")
+    detect.add_argument("--field", choices=("prompt", "completion"), default="prompt")
+    detect.add_argument("--embedding", default="minilm", help="the embedding watcher's name")
+    detect.add_argument("--scope", default="service",
+                        help="comma-separated: service, request_model, environment")
+    detect.add_argument("--data-dir", type=Path)
+    detect.add_argument("--store-url")
+    detect.add_argument("--api", help="a running agent's API (default: the store's owner)")
+    detect.add_argument("--format", choices=("table", "json"), default="table")
+    detect.set_defaults(func=cmd_detect)
+
+    drift = sub.add_parser("eval-drift", help="detection power and false alarms of detectors")
+    drift.add_argument("--reference", type=Path, required=True)
+    drift.add_argument("--shifted", type=Path, required=True)
+    drift.add_argument("--text-col", default=None, help="for CSV/JSONL corpora")
+    drift.add_argument("--window", type=int, default=1000)
+    drift.add_argument("--levels", default="0,0.05,0.1,0.2")
+    drift.add_argument("--trials", type=int, default=20)
+    drift.add_argument("--detector", action="append", help="repeatable; default: all")
+    drift.add_argument("--out", type=Path)
+    drift.add_argument("--plot", type=Path)
+    drift.set_defaults(func=cmd_eval_drift)
 
     train = sub.add_parser("train-watcher", help="train a trainable-head watcher from labels")
     evaluate = sub.add_parser("eval-watcher", help="AUROC, precision/recall/F1, calibration")

@@ -27,6 +27,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from watchkeeper.agent.schedule.jobs import DetectorJob
 from watchkeeper.detectors.watchers.base import WatcherSpec
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -217,6 +218,19 @@ class WatchConfig(Section):
         return value
 
 
+class ScheduleConfig(Section):
+    jobs: list[DetectorJob] = Field(default_factory=list)
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of every test")
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique(cls, value: list[DetectorJob]) -> list[DetectorJob]:
+        names = [j.name for j in value]
+        if len(names) != len(set(names)):
+            raise ValueError(f"job names must be unique: {names}")
+        return value
+
+
 class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8686, ge=0, le=65535)
@@ -245,6 +259,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     @field_validator("bus")
     @classmethod

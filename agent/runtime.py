@@ -23,6 +23,7 @@ from watchkeeper.agent.auth import TokenCheck
 from watchkeeper.agent.bus import Bus, BusError, open_bus
 from watchkeeper.agent.config import Settings
 from watchkeeper.agent.ingest.service import IngestService
+from watchkeeper.agent.schedule.service import ScheduleService
 from watchkeeper.agent.sidecar import grpc_receiver
 from watchkeeper.agent.sidecar import http as otlp_http
 from watchkeeper.agent.sidecar.pipeline import Forwarder, Pipeline
@@ -48,6 +49,7 @@ class Runtime:
     sidecar: bool = True
     ingest: bool = True
     watch: bool = False
+    schedule: bool = False
     ports: Ports = field(default_factory=Ports)
 
     def __post_init__(self) -> None:
@@ -57,6 +59,7 @@ class Runtime:
         self._grpc: grpc.aio.Server | None = None
         self._ingest: IngestService | None = None
         self._watch: WatchService | None = None
+        self._schedule: ScheduleService | None = None
         self._threads: dict[str, threading.Thread] = {}
         self._stops: dict[str, threading.Event] = {}
         self._forwarder: Forwarder | None = None
@@ -66,11 +69,15 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         self.bus = open_bus(s.bus, s.kafka)
-        if self.ingest or self.watch:
+        if self.ingest or self.watch or self.schedule:
             s.data_dir.mkdir(parents=True, exist_ok=True)
             self.store = Store(s.store_url, s.store)
             applied = await asyncio.to_thread(migrate, self.store)
             log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
+        if self.schedule:
+            assert self.store is not None
+            self._schedule = ScheduleService(self.store, s.schedule)
+            self._schedule.start()
         if self.watch:
             assert self.store is not None
             self._watch = await asyncio.to_thread(WatchService, self.bus, self.store, s.watch)
@@ -148,6 +155,8 @@ class Runtime:
             if name in self._threads:
                 self._stops[name].set()
                 await asyncio.to_thread(self._threads[name].join)
+        if self._schedule is not None:
+            await asyncio.to_thread(self._schedule.stop)
         await self._runners[-1].cleanup()  # the API answers /readyz until the end
         if self.bus is not None:
             self.bus.close()

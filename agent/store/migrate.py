@@ -16,7 +16,10 @@ log = logging.getLogger(__name__)
 
 # table -> ReplacingMergeTree version column
 TABLES = {"samples": "ingested_at", "spans": "ingested_at", "user_feedback": "ingested_at",
-          "scores": "scored_at", "embeddings": "created_at", "flags": "updated_at"}
+          "scores": "scored_at", "embeddings": "created_at", "flags": "updated_at",
+          "detector_runs": "ran_at"}
+# Tables whose TTL column is not `ts`.
+TTL_COLUMNS = {"detector_runs": "window_end"}
 TTL_COLUMN = "ts"
 
 
@@ -53,6 +56,7 @@ def render(sql: str, config: StoreConfig) -> list[str]:
         "db": config.database,
         "on_cluster": on_cluster,
         "ttl": f"TTL toDateTime({TTL_COLUMN}) + INTERVAL {config.retention_days} DAY",
+        "retention_days": config.retention_days,
         "table_settings": settings,
         **{f"engine_{t}": _engine(config, t, v) for t, v in TABLES.items()},
     }
@@ -83,6 +87,7 @@ def migrate(store: Store) -> list[int]:
                                              "migration": migration.name})
         applied.append(migration.version)
     for table in TABLES:
+        column = TTL_COLUMNS.get(table, TTL_COLUMN)
         store.command(f"ALTER TABLE {config.database}.{table} {on_cluster} MODIFY TTL "
-                      f"toDateTime({TTL_COLUMN}) + INTERVAL {config.retention_days} DAY")
+                      f"toDateTime({column}) + INTERVAL {config.retention_days} DAY")
     return applied

@@ -219,6 +219,9 @@ def print_report(report: dict[str, Any], title: str, out: Console | None = None)
             ("F1", report["f1"]), ("balanced accuracy", report["balanced_accuracy"])]
     if report.get("ece") is not None:
         rows.append(("ECE (10 bins)", report["ece"]))
+    if report.get("ece_balanced") is not None:
+        # the head's probabilities are prior-neutral: this is the calibration they aim at
+        rows.append(("ECE, classes weighted equally", report["ece_balanced"]))
     for name, value in rows:
         table.add_row(name, _fmt(value))
     c = report["confusion"]

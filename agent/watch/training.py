@@ -72,6 +72,7 @@ def train_watcher(settings: Settings, args: argparse.Namespace) -> int:
     metrics = {**result.metrics, "threshold_source": f"chosen: {result.threshold_rule}"}
     metrics["calibration"] = metrics["calibration"]["bins"]
     metrics["ece"] = result.metrics["calibration"]["ece"]
+    metrics["ece_balanced"] = result.metrics["calibration_balanced"]["ece"]
     split = result.metrics["split"]
     print_report(metrics, f"{args.name} {path.name} · validation split ({split['validation']} "
                           f"of {split['train'] + split['validation']} rows, stratified)", out)

@@ -1,0 +1,137 @@
+"""Schedule: runs detector jobs with APScheduler (one run per job at a time, missed runs
+coalesced), writes every result to `detector_runs`, and raises alerts as rows in `flags` so
+they reach the review queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from watchkeeper.agent.config import ScheduleConfig
+from watchkeeper.agent.schedule import data
+from watchkeeper.agent.schedule.jobs import DetectorJob
+from watchkeeper.agent.store.client import Store
+
+log = logging.getLogger(__name__)
+ALERT_NAMESPACE = uuid.UUID("0b6f3c2e-7d7c-4a8e-9f1e-6a2d9c4b8e55")
+RUN_COLUMNS = ("run_id", "job", "detector", "scope", "window_start", "window_end",
+               "reference_start", "reference_end", "statistic", "p_value", "threshold",
+               "effect_size", "alert", "n_reference", "n_current", "details")
+FLAG_COLUMNS = ("flag_id", "sample_id", "ts", "service", "source", "reason", "label", "score")
+
+
+class Run:
+    """What one job produced for one scope: a DetectorResult and where it came from."""
+
+    def __init__(self, job: DetectorJob, scope: str, result: Any, current: data.Window,
+                 reference: data.Window) -> None:
+        self.job, self.scope, self.result = job, scope, result
+        self.current, self.reference = current, reference
+
+    def row(self) -> list[Any]:
+        r = self.result
+        return [uuid.uuid4(), self.job.name, r.detector, self.scope, self.current[0],
+                self.current[1], self.reference[0], self.reference[1], r.statistic, r.p_value,
+                r.threshold, r.effect_size, r.alert, r.n_reference, r.n_current,
+                json.dumps(r.details)]
+
+    def flag(self) -> list[Any]:
+        r = self.result
+        signal = r.details.get("signal", "")
+        what = f"{signal} " if signal else f"{self.job.field} embeddings "
+        reason = (f"{r.detector}: {what}drifted in {self.scope or 'all'} "
+                  f"(p={r.p_value:.3g} < {r.threshold:g}, effect={r.effect_size})")
+        key = f"{self.job.name}:{self.scope}:{signal}:{self.current[1].isoformat()}"
+        return [uuid.uuid5(ALERT_NAMESPACE, key), None, self.current[1],
+                self.scope.split("/", 1)[0], f"detector:{self.job.name}", reason,
+                signal or r.detector, float(r.effect_size or r.statistic or 0.0)]
+
+
+def run_job(job: DetectorJob, read: data.Reader, db: str, alpha: float,
+            now: datetime | None = None) -> list[Run]:
+    """Run one job over its windows ending `now`; pure given what `read` returns."""
+    from watchkeeper.detectors.drift.registry import build
+    from watchkeeper.detectors.drift.signals import Signal, detect_scopes
+
+    current, reference = job.windows(now or datetime.now(UTC))
+    if job.kind == "signals":
+        specs = [Signal(name=s.name, kind=s.kind, test=s.test, params=s.params)
+                 for s in job.signals]
+        results = detect_scopes(data.signals(read, db, job, reference),
+                                data.signals(read, db, job, current), specs, alpha=alpha)
+        return [Run(job, scope, result, current, reference)
+                for scope, by_signal in results.items() for result in by_signal.values()]
+    ref = data.embeddings(read, db, job, reference)
+    cur = data.embeddings(read, db, job, current)
+    runs = []
+    for scope, vectors in cur.items():
+        detector = build(job.detector, alpha=alpha, **job.params)
+        if scope not in ref:
+            from watchkeeper.detectors.result import TOO_FEW, DetectorResult
+
+            result = DetectorResult.skipped(detector.name, TOO_FEW, 0, len(vectors), alpha,
+                                            missing_reference=True)
+        else:
+            result = detector.fit(ref[scope]).test(vectors)
+        runs.append(Run(job, scope, result, current, reference))
+    return runs
+
+
+def store_reader(store: Store) -> data.Reader:
+    def read(sql: str, parameters: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+        result = store.query(sql, parameters)
+        return result.columns, [list(r) for r in result.rows]
+
+    return read
+
+
+class ScheduleService:
+    def __init__(self, store: Store, config: ScheduleConfig) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.store = store
+        self.config = config
+        self.read = store_reader(store)
+        self.runs = 0
+        self.scheduler = BackgroundScheduler(
+            timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True,
+                                          "misfire_grace_time": 60})
+        for job in config.jobs:
+            self.scheduler.add_job(self.run, trigger=self._trigger(job), args=(job,),
+                                   id=job.name, name=job.name)
+
+    @staticmethod
+    def _trigger(job: DetectorJob) -> Any:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from watchkeeper.agent.schedule.jobs import parse_duration
+
+        if job.cron:
+            return CronTrigger.from_crontab(job.cron, timezone="UTC")
+        assert job.every is not None
+        return IntervalTrigger(seconds=parse_duration(job.every).total_seconds())
+
+    def run(self, job: DetectorJob, now: datetime | None = None) -> list[Run]:
+        """One run of one job; an empty window is a skipped result, not an error."""
+        try:
+            runs = run_job(job, self.read, self.store.database, self.config.alpha, now)
+        except Exception:
+            log.exception("detector job failed", extra={"job": job.name})
+            return []
+        self.store.insert("detector_runs", [r.row() for r in runs], RUN_COLUMNS)
+        alerts = [r.flag() for r in runs if r.result.alert]
+        self.store.insert("flags", alerts, FLAG_COLUMNS)
+        self.runs += 1
+        log.info("detector job ran", extra={"job": job.name, "results": len(runs),
+                                            "alerts": len(alerts)})
+        return runs
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=True)
