@@ -118,7 +118,7 @@ def correct(results: Sequence[DetectorResult], method: Correction) -> list[Detec
     out = list(results)
     if method == "none" or not ran:
         return out
-    adjusted = adjust_p_values([results[i].p_value for i in ran], method)  # type: ignore[misc]
+    adjusted = adjust_p_values([float(results[i].p_value or 1.0) for i in ran], method)
     for i, p in zip(ran, adjusted, strict=True):
         out[i] = results[i].with_p_value(float(p), method)
     return out

@@ -26,7 +26,7 @@ def adjust_p_values(p_values: ArrayLike, method: Correction = "bh") -> NDArray[n
     if m == 0 or method == "none":
         return p.copy()
     if method == "bonferroni":
-        return np.minimum(p * m, 1.0)
+        return np.asarray(np.minimum(p * m, 1.0), dtype=float)
     order = np.argsort(p, kind="stable")
     ranked = p[order]
     if method == "holm":

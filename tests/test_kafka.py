@@ -169,7 +169,11 @@ def test_two_ingest_processes_share_four_partitions(kafka: str, prefix: str, tmp
     time.sleep(3)  # let the group settle on two members
     for i in range(20):
         assert post(f"{sidecar.otlp_http}/v1/traces", chat_request(100, f"p{i}")).is_success
-    _wait(lambda: _stored(first)[0] + _stored(second)[0] >= 2000, what="all samples")
+    try:
+        _wait(lambda: _stored(first)[0] + _stored(second)[0] >= 2000, timeout_s=180,
+              what="all samples")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: stored {_stored(first)} and {_stored(second)}") from exc
     time.sleep(1.0)
     a_ids = {r["id"] for r in first.query("SELECT toString(sample_id) AS id FROM samples")}
     b_ids = {r["id"] for r in second.query("SELECT toString(sample_id) AS id FROM samples")}

@@ -27,6 +27,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from watchkeeper.detectors.drift.base import DriftDetector, Outcome
+from watchkeeper.detectors.drift.linalg import solve
 from watchkeeper.detectors.stats import permutation_p_value
 
 
@@ -64,8 +65,8 @@ class RidgeFolds:
         gram = self.gram - xh.T @ xh - n * np.outer(mean, mean)
         xy = self.xy - xh.T @ yh - np.outer(mean, self.sum_y - yh.sum(0))
         d = gram.shape[0]
-        lam = self.ridge * float(np.trace(gram)) / d
-        beta = np.linalg.solve(gram + lam * np.eye(d), xy)
+        lam = self.ridge * float(np.trace(gram)) / d or self.ridge  # constant data: trace 0
+        beta = solve(gram + lam * np.eye(d), xy)
         return np.asarray(xh @ beta)
 
 
@@ -89,7 +90,7 @@ class ClassifierDetector(DriftDetector):
     name = "classifier"
     kind = "embedding"
 
-    def __init__(self, *, ridge: float = 1.0, n_folds: int = 5, n_permutations: int = 500,
+    def __init__(self, *, ridge: float = 10.0, n_folds: int = 5, n_permutations: int = 500,
                  estimator: Any = None, test_size: float = 0.3, alpha: float = 0.05,
                  min_samples: int = 30, max_samples: int | None = 10000,
                  random_state: int | None = 0) -> None:

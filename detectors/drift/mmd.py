@@ -25,7 +25,7 @@ def squared_distances(x: NDArray[np.floating[Any]],
     """Pairwise squared Euclidean distances (float32: the kernel needs no more precision)."""
     x32, y32 = x.astype(np.float32), y.astype(np.float32)
     d = (x32 * x32).sum(1)[:, None] + (y32 * y32).sum(1)[None, :] - 2.0 * (x32 @ y32.T)
-    return np.maximum(d, 0.0, out=d)
+    return np.asarray(np.maximum(d, 0.0, out=d), dtype=np.float32)
 
 
 def median_bandwidth(x: NDArray[np.floating[Any]], rng: np.random.Generator,
@@ -75,8 +75,8 @@ def mmd2_permutations(kernel: NDArray[np.float32], n_x: int, n_permutations: int
         syy = total - sxx - 2.0 * sxy
         dx = diag @ zf
         dy = diag_total - dx
-        return ((sxx - dx) / (n_x * (n_x - 1)) + (syy - dy) / (n_y * (n_y - 1))
-                - 2.0 * sxy / (n_x * n_y))
+        return np.asarray((sxx - dx) / (n_x * (n_x - 1)) + (syy - dy) / (n_y * (n_y - 1))
+                          - 2.0 * sxy / (n_x * n_y), dtype=np.float64)
 
     observed = np.zeros((n, 1), dtype=np.float32)
     observed[:n_x] = 1.0

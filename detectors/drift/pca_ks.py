@@ -20,9 +20,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
-from sklearn.decomposition import PCA
 
 from watchkeeper.detectors.drift.base import DriftDetector, Outcome
+from watchkeeper.detectors.drift.linalg import Components, principal_components
 from watchkeeper.detectors.stats import Correction, adjust_p_values
 
 
@@ -33,7 +33,8 @@ class PCAKSDetector(DriftDetector):
     kind = "embedding"
 
     def __init__(self, *, n_components: int = 20, correction: Correction = "bh",
-                 fit_on: Literal["pooled", "reference"] = "pooled", alpha: float = 0.05, min_samples: int = 30, max_samples: int | None = 20000,
+                 fit_on: Literal["pooled", "reference"] = "pooled", alpha: float = 0.05,
+                 min_samples: int = 30, max_samples: int | None = 20000,
                  random_state: int | None = 0) -> None:
         super().__init__(alpha=alpha, min_samples=min_samples, max_samples=max_samples,
                          random_state=random_state)
@@ -41,14 +42,13 @@ class PCAKSDetector(DriftDetector):
         self.correction = correction
         self.fit_on = fit_on
 
-    def _pca(self, x: NDArray[Any]) -> PCA:
-        k = min(self.n_components, x.shape[0] - 1, x.shape[1])
-        return PCA(n_components=k, random_state=self.random_state).fit(x)
+    def _pca(self, x: NDArray[Any]) -> Components:
+        return principal_components(x, min(self.n_components, x.shape[0] - 1, x.shape[1]))
 
     def _fit(self, reference: NDArray[Any]) -> None:
         if self.fit_on == "reference":
             self.pca_ = self._pca(reference)
-            self.reference_projection_ = self.pca_.transform(reference)
+            self.reference_projection_ = self.pca_.project(reference)
 
     def _test(self, reference: NDArray[Any], current: NDArray[Any],
               rng: np.random.Generator) -> Outcome:
@@ -56,8 +56,8 @@ class PCAKSDetector(DriftDetector):
             pca, ref_projected = self.pca_, self.reference_projection_
         else:
             pca = self._pca(np.vstack([reference, current]))
-            ref_projected = pca.transform(reference)
-        projected = pca.transform(current)
+            ref_projected = pca.project(reference)
+        projected = pca.project(current)
         ks = stats.ks_2samp(ref_projected, projected, axis=0,
                             method="asymp" if len(projected) > 5000 else "auto")
         d = np.atleast_1d(ks.statistic)
@@ -71,5 +71,5 @@ class PCAKSDetector(DriftDetector):
                      "components_moved": moved.tolist(),
                      "ks_statistics": np.round(d, 4).tolist(),
                      "p_values_adjusted": [float(f"{p:.3g}") for p in adjusted],
-                     "explained_variance": float(pca.explained_variance_ratio_.sum()),
+                     "explained_variance": pca.explained,
                      "effect_size": "largest KS distance over components"})

@@ -85,7 +85,7 @@ class PSIDetector(DriftDetector):
     def _shares(self, values: NDArray[Any]) -> NDArray[np.float64]:
         counts = np.bincount(np.searchsorted(self.edges_, values, side="left"),
                              minlength=len(self.edges_) + 1)
-        return counts / counts.sum()
+        return np.asarray(counts / counts.sum(), dtype=float)
 
     def _test(self, reference: NDArray[Any], current: NDArray[Any],
               rng: np.random.Generator) -> Outcome:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,8 +53,8 @@ def detect_scopes(reference: Mapping[str, Mapping[str, ArrayLike]],
             name = signal.detector_name()
             params = {"alpha": alpha, "random_state": random_state, **signal.params}
             if signal.name not in windows or signal.name not in ref:
-                result = DetectorResult.skipped(name, TOO_FEW, len(ref.get(signal.name, ())),
-                                                len(windows.get(signal.name, ())), alpha,
+                result = DetectorResult.skipped(name, TOO_FEW, _size(ref.get(signal.name)),
+                                                _size(windows.get(signal.name)), alpha,
                                                 signal=signal.name, missing=True)
             else:
                 detector = build(name, **params)
@@ -66,6 +67,10 @@ def detect_scopes(reference: Mapping[str, Mapping[str, ArrayLike]],
     for (scope, signal_name, _), result in zip(flat, corrected, strict=True):
         out.setdefault(scope, {})[signal_name] = result
     return out
+
+
+def _size(values: ArrayLike | None) -> int:
+    return 0 if values is None else int(np.asarray(values).size)
 
 
 def detect_signals(reference: Mapping[str, ArrayLike], current: Mapping[str, ArrayLike],
