@@ -34,7 +34,8 @@ def _sample(span_id: str, text: str = "hi") -> Sample:
 
 def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
     assert migrate(store) == []
-    versions = store.query("SELECT version FROM watchkeeper.schema_migrations FINAL ORDER BY version").rows
+    versions = store.query(
+        "SELECT version FROM watchkeeper.schema_migrations FINAL ORDER BY version").rows
     assert [v[0] for v in versions] == [m.version for m in migrations()]
     ddl = store.query("SHOW CREATE TABLE watchkeeper.samples").rows[0][0]
     assert "toIntervalDay(9)" in ddl and "ReplacingMergeTree" in ddl
