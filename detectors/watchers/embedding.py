@@ -157,13 +157,13 @@ def _load(path: str, device: str) -> tuple[Any, Any]:
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in service logs and the CLI
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # quiet service logs
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
         model = AutoModel.from_pretrained(path, attn_implementation="sdpa")
     finally:
         if bars:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
     model.eval().to(device)
     return tokenizer, model
 
