@@ -133,11 +133,13 @@ class CounterfactualProbe:
     def test(self, texts: Sequence[str], scorer: Scorer) -> list[DetectorResult]:
         """Probe `scorer` on `texts`; the scorer is called once, on originals and swaps."""
         lexicon = self.lexicon or Lexicon.default()
-        plans = []
+        plans, tagged = [], {}
         for i, (axis, a, b) in enumerate(self.swap_pairs()):
             rng = np.random.default_rng(None if self.random_state is None
                                         else [self.random_state, i])
-            plans.append(self._plan(lexicon, texts, axis, a, b, rng))
+            if axis not in tagged:
+                tagged[axis] = lexicon.mentions(texts, axis)
+            plans.append(self._plan(lexicon.axes[axis], tagged[axis], texts, axis, a, b, rng))
         originals = sorted({j for plan in plans for j, _, _ in plan[3]})
         batch = [texts[j] for j in originals] + [s for plan in plans for _, s, _ in plan[3]]
         scores = np.asarray(scorer(batch) if batch else [], dtype=float)
@@ -154,11 +156,11 @@ class CounterfactualProbe:
                                         swapped - before, sign))
         return correct(results, self.correction)
 
-    def _plan(self, lexicon: Lexicon, texts: Sequence[str], axis: str, a: str, b: str,
-              rng: np.random.Generator) -> tuple[str, str, str, list[tuple[int, str, int]]]:
+    def _plan(self, spec: Axis, mentioned: dict[str, list[bool]], texts: Sequence[str],
+              axis: str, a: str, b: str, rng: np.random.Generator,
+              ) -> tuple[str, str, str, list[tuple[int, str, int]]]:
         """(axis, a, b, [(text index, swapped text, +1 if a->b / -1 if b->a / 0 if both)])."""
-        swap = Swapper(lexicon.axes[axis], a, b)
-        mentioned = lexicon.mentions(texts, axis)
+        swap = Swapper(spec, a, b)
         candidates = [j for j in range(len(texts)) if mentioned[a][j] or mentioned[b][j]]
         if len(candidates) > self.max_texts:
             candidates = sorted(rng.choice(candidates, size=self.max_texts, replace=False))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -59,7 +59,8 @@ class Lexicon(BaseModel):
 
     @classmethod
     def default(cls) -> Lexicon:
-        return cls.model_validate(DEFAULT)
+        """The built-in lexicon (one shared instance: it is frozen, its regexes compiled once)."""
+        return _default()
 
     def merged(self, extra: dict[str, Any]) -> Lexicon:
         """This lexicon with axes added or replaced from a dict of the same shape."""
@@ -94,6 +95,11 @@ class Lexicon(BaseModel):
             raise KeyError(f"unknown axis {axis!r} (known: {', '.join(self.axes)})")
         tagged = [set(self.tag(t, [axis]).get(axis, ())) for t in texts]
         return {group: [group in t for t in tagged] for group in self.axes[axis].groups}
+
+
+@cache
+def _default() -> Lexicon:
+    return Lexicon.model_validate(DEFAULT)
 
 
 def normal(term: str) -> str:

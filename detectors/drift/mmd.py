@@ -31,7 +31,7 @@ def squared_distances(x: NDArray[np.floating[Any]],
 def median_bandwidth(x: NDArray[np.floating[Any]], rng: np.random.Generator,
                      max_points: int = 1000) -> float:
     """The median pairwise distance within `x` (the median heuristic), on at most `max_points`
-    rows: it puts the kernel's scale where the reference's distances are."""
+    rows: it puts the kernel's scale where the data's distances are."""
     if len(x) > max_points:
         x = x[rng.choice(len(x), size=max_points, replace=False)]
     d2 = squared_distances(x, x)[np.triu_indices(len(x), k=1)]
@@ -91,8 +91,12 @@ def mmd2_permutations(kernel: NDArray[np.float32], n_x: int, n_permutations: int
 
 
 class MMDDetector(DriftDetector):
-    """Embedding drift by MMD (Gaussian kernel, median-heuristic bandwidth from the reference)
-    with a permutation test.
+    """Embedding drift by MMD (Gaussian kernel, median-heuristic bandwidth) with a permutation
+    test.
+
+    The median is taken over both windows pooled, label-blind: a bandwidth fitted to the
+    reference alone makes the kernel depend on which rows are the reference, which breaks the
+    exchangeability that makes the permutation test exact.
 
     `max_samples` (default 2,500 per side) bounds the pooled kernel matrix (5,000^2 floats) and
     so the run time; larger windows are subsampled with the seed. `scales` multiplies the
@@ -114,17 +118,18 @@ class MMDDetector(DriftDetector):
         self.scales = scales
 
     def _fit(self, reference: NDArray[Any]) -> None:
-        self.bandwidth_ = self.bandwidth or median_bandwidth(reference, self._rng(3))
+        pass
 
     def _test(self, reference: NDArray[Any], current: NDArray[Any],
               rng: np.random.Generator) -> Outcome:
-        kernel = gaussian_kernel(np.vstack([reference, current]), self.bandwidth_,
-                                 tuple(self.scales))
+        pooled = np.vstack([reference, current])
+        bandwidth = self.bandwidth or median_bandwidth(pooled, rng)
+        kernel = gaussian_kernel(pooled, bandwidth, tuple(self.scales))
         observed, null = mmd2_permutations(kernel, len(reference), self.n_permutations, rng)
         return Outcome(
             statistic=observed, p_value=permutation_p_value(observed, null),
             effect_size=float(np.sqrt(max(observed, 0.0))),
-            details={"bandwidth": self.bandwidth_, "scales": list(self.scales),
+            details={"bandwidth": bandwidth, "scales": list(self.scales),
                      "n_permutations": self.n_permutations,
                      "null_mean": float(null.mean()), "null_q95": float(np.quantile(null, 0.95)),
                      "effect_size": "sqrt(max(MMD^2, 0)) in kernel space"})
