@@ -128,21 +128,22 @@ def corpora() -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
 
 
 # --- our detectors --------------------------------------------------------------------------
-def our_detectors(variants: bool) -> dict[str, Any]:
+def our_detectors(variants: bool, names: tuple[str, ...] = OURS) -> dict[str, Any]:
     from watchkeeper.detectors.drift import build
 
-    detectors = {name: build(name) for name in OURS}
-    if variants:
+    detectors = {name: build(name) for name in names}
+    if variants and "pca_ks" in names:
         detectors["pca_ks (fit on reference)"] = build("pca_ks", fit_on="reference")
     return detectors
 
 
-def runtime_ours(reps: int) -> dict[str, Any]:
+def runtime_ours(args: argparse.Namespace) -> dict[str, Any]:
+    reps = args.reps
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(30, 384)) / np.sqrt(384)
     ref, cur = clustered(10_000, 384, rng, centers), clustered(10_000, 384, rng, centers)
     out = {}
-    for name, detector in our_detectors(False).items():
+    for name, detector in our_detectors(False, args.detectors).items():
         seconds = []
         for _ in range(reps):
             started = time.perf_counter()
@@ -188,7 +189,7 @@ def power_ours(reference: np.ndarray, shifted: dict[str, np.ndarray], args: argp
             p_values.setdefault(f"{name}@{level}", []).append(result.p_value)
 
         started = time.perf_counter()
-        rates = run_scenario(reference, vectors, our_detectors(True),
+        rates = run_scenario(reference, vectors, our_detectors(True, args.detectors),
                              window=args.window, levels=args.levels, trials=args.trials,
                              random_state=args.seed, on_trial=record)
         print(f"  {corpus}: {time.perf_counter() - started:.0f} s  {rates}", flush=True)
@@ -312,6 +313,8 @@ def main() -> None:
                         help="trials for the other libraries (the first N of ours)")
     parser.add_argument("--others-levels", default="0,0.1", help="levels for the others")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--detectors", default=",".join(OURS), help="ours to run")
+    parser.add_argument("--tag", help="write bench/out/drift_detectors-<tag>.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
@@ -321,6 +324,7 @@ def main() -> None:
     args = parser.parse_args()
     args.levels = [float(x) for x in args.levels.split(",")]
     args.others_levels = [float(x) for x in args.others_levels.split(",")]
+    args.detectors = tuple(args.detectors.split(","))
     if args.worker:
         if args.list:
             print(json.dumps(list(other_methods(args.worker))))
@@ -334,11 +338,11 @@ def main() -> None:
     parts = set(args.parts.split(","))
     result: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items()
                                            if k not in ("worker", "method", "task", "corpus",
-                                                        "list")},
+                                                        "list", "tag")},
                               "goals": GOALS}
     if "runtime" in parts:
         print("runtime, 10,000 x 384 against 10,000:", flush=True)
-        result["runtime"] = runtime_ours(args.reps)
+        result["runtime"] = runtime_ours(args)
         if "others" in parts:
             result["runtime_others"] = run_others("runtime", args, timeout=150)
     if "power" in parts and (data := corpora()) is not None:
@@ -365,7 +369,7 @@ def main() -> None:
         lib: subprocess.run([str(ENVS / lib / "bin" / "pip"), "show", pkg], capture_output=True,
                             text=True, check=False).stdout.split("\n")[1:2]
         for lib, pkg in (("evidently", "evidently"), ("alibi", "alibi-detect"))}
-    path = write_json("drift_detectors", result)
+    path = write_json("drift_detectors", result, tag=args.tag)
     print(f"wrote {path.relative_to(ROOT)}")
 
 
