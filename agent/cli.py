@@ -177,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--text-col", required=True)
         command.add_argument("--label-col", required=True, help="labels 0/1 or true/false")
         command.add_argument("--data-dir", type=Path)
+        command.add_argument("--positive", metavar="VALUES",
+                             help="label values that count as positive, comma-separated "
+                                  "(e.g. --positive 0,1 for Davidson's class); others are 0")
     train.add_argument("--name", required=True, help="the watcher's name")
     evaluate.add_argument("--watcher", required=True, help="a configured or trained watcher")
     evaluate.add_argument("--out", type=Path, help="write the report as JSON here")
