@@ -11,22 +11,19 @@ from google.protobuf.message import DecodeError
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.auth import TokenCheck
-from watchkeeper.agent.sidecar.pipeline import REQUEST_TYPES, Pipeline, Unavailable
+from watchkeeper.agent.sidecar.pipeline import Pipeline, Unavailable
+from watchkeeper.agent.sidecar.signals import SIGNALS, Signal
 
-SERVICES = {
-    "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
-    "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
-}
 Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
 
-def _handler(pipeline: Pipeline, tokens: TokenCheck, signal: str) -> Handler:
+def _handler(pipeline: Pipeline, tokens: TokenCheck, signal: Signal) -> Handler:
     async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = dict(context.invocation_metadata() or ())
         if not tokens.allows(metadata.get("authorization")):
             metrics.UNAUTHORIZED.labels("grpc").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        request = REQUEST_TYPES[signal]()
+        request = signal.request()
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
@@ -45,10 +42,10 @@ def _handler(pipeline: Pipeline, tokens: TokenCheck, signal: str) -> Handler:
 async def serve(pipeline: Pipeline, tokens: TokenCheck, host: str, port: int,
                 max_body_bytes: int) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_body_bytes)])
-    for signal, service in SERVICES.items():
+    for signal in SIGNALS:
         method = grpc.unary_unary_rpc_method_handler(_handler(pipeline, tokens, signal))
         server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service, {"Export": method}),))
+            (grpc.method_handlers_generic_handler(signal.service, {"Export": method}),))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from grpc import StatusCode
@@ -9,13 +11,14 @@ from grpc import StatusCode
 from watchkeeper.agent import metrics
 from watchkeeper.agent.auth import TokenCheck
 from watchkeeper.agent.sidecar import otlp_codec
-from watchkeeper.agent.sidecar.pipeline import REQUEST_TYPES, Pipeline, Unavailable
+from watchkeeper.agent.sidecar.pipeline import Pipeline, Unavailable
+from watchkeeper.agent.sidecar.signals import SIGNALS, Signal
 
 RETRY_AFTER_S = "2"
 
 
 def app(pipeline: Pipeline, tokens: TokenCheck, max_body_bytes: int) -> web.Application:
-    async def handle(request: web.Request, signal: str) -> web.Response:
+    async def handle(request: web.Request, signal: Signal) -> web.Response:
         content_type = request.headers.get("Content-Type", "")
         if not tokens.allows(request.headers.get("Authorization")):
             metrics.UNAUTHORIZED.labels("http").inc()
@@ -28,7 +31,7 @@ def app(pipeline: Pipeline, tokens: TokenCheck, max_body_bytes: int) -> web.Appl
             except RequestPayloadError as exc:
                 encoding = request.headers.get("Content-Encoding", "")
                 raise otlp_codec.BadRequest(f"body is not valid {encoding}: {exc}") from exc
-            export = otlp_codec.decode(body, content_type, REQUEST_TYPES[signal])
+            export = otlp_codec.decode(body, content_type, signal.request)
             response = await pipeline.export(export, "http")
         except otlp_codec.BadRequest as exc:
             metrics.BAD_REQUESTS.labels("http").inc()
@@ -39,15 +42,9 @@ def app(pipeline: Pipeline, tokens: TokenCheck, max_body_bytes: int) -> web.Appl
         data, media = otlp_codec.encode(response, content_type)
         return web.Response(body=data, content_type=media)
 
-    async def traces(request: web.Request) -> web.Response:
-        return await handle(request, "traces")
-
-    async def logs(request: web.Request) -> web.Response:
-        return await handle(request, "logs")
-
     application = web.Application(client_max_size=max_body_bytes)
-    application.router.add_post("/v1/traces", traces)
-    application.router.add_post("/v1/logs", logs)
+    for signal in SIGNALS:
+        application.router.add_post(f"/v1/{signal.name}", functools.partial(handle, signal=signal))
     return application
 
 

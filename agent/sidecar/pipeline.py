@@ -12,32 +12,27 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsPartialSuccess,
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS, Bus, BusError, Delivery
 from watchkeeper.agent.config import SidecarConfig
 from watchkeeper.agent.sidecar.redaction import Redactor
 from watchkeeper.agent.sidecar.sampling import Sampler
+from watchkeeper.agent.sidecar.signals import (
+    LOGS,
+    SIGNALS,
+    TRACES,
+    Signal,
+    count,
+    items,
+    keep_only,
+)
 from watchkeeper.agent.sidecar.spool import Message as BusMessage
 from watchkeeper.agent.sidecar.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
-TRACES = (SIGNAL_HEADER, b"traces")
-LOGS = (SIGNAL_HEADER, b"logs")
-REQUEST_TYPES: dict[str, type[Message]] = {"traces": ExportTraceServiceRequest,
-                                           "logs": ExportLogsServiceRequest}
 
 
 class Unavailable(Exception):
@@ -136,46 +131,33 @@ class Pipeline:
         self.forwarder = forwarder
         self.redactor = Redactor(config.redaction)
         self.sampler = Sampler(config.sampling)
+        # per signal, the in-place steps that each return how many items or values they changed
+        self._steps: dict[Signal, tuple[Callable[[Any], int], Callable[[Any], int]]] = {
+            TRACES: (self.sampler.traces, self.redactor.traces),
+            LOGS: (self.sampler.logs, self.redactor.logs)}
 
     async def export(self, request: Message, transport: str) -> Message:
         """Handle one OTLP export request; returns the OTLP response (with partial success)."""
-        if isinstance(request, ExportTraceServiceRequest):
-            outcome, messages = self.traces(request, transport)
-            await self.forwarder.forward(messages)
-            return ExportTraceServiceResponse(partial_success=ExportTracePartialSuccess(
-                rejected_spans=outcome.rejected, error_message=outcome.message))
-        if isinstance(request, ExportLogsServiceRequest):
-            outcome, messages = self.logs(request, transport)
-            await self.forwarder.forward(messages)
-            return ExportLogsServiceResponse(partial_success=ExportLogsPartialSuccess(
-                rejected_log_records=outcome.rejected, error_message=outcome.message))
-        raise TypeError(f"not an OTLP export request: {type(request).__name__}")
+        signal = next((s for s in SIGNALS if isinstance(request, s.request)), None)
+        if signal is None:
+            raise TypeError(f"not an OTLP export request: {type(request).__name__}")
+        outcome, messages = self._accept(request, signal, transport)
+        await self.forwarder.forward(messages)
+        return signal.respond(outcome.rejected, outcome.message)
 
-    def traces(self, request: ExportTraceServiceRequest,
-               transport: str) -> tuple[Outcome, list[BusMessage]]:
-        received = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        metrics.RECEIVED.labels("traces", transport).inc(received)
-        rejected = _filter(request, SPANS, _valid_span)
-        metrics.REJECTED.labels("traces").inc(rejected)
-        metrics.SAMPLED_OUT.labels("traces").inc(self.sampler.traces(request))
-        metrics.REDACTIONS.labels("traces").inc(self.redactor.traces(request))
-        messages = [_message(part, trace_id, TRACES)
-                    for trace_id, part in _split(request, SPANS).items()]
-        message = f"{rejected} spans had invalid trace or span ids" if rejected else ""
-        return Outcome(rejected, message), messages
-
-    def logs(self, request: ExportLogsServiceRequest,
-             transport: str) -> tuple[Outcome, list[BusMessage]]:
-        received = sum(len(sl.log_records) for rl in request.resource_logs
-                       for sl in rl.scope_logs)
-        metrics.RECEIVED.labels("logs", transport).inc(received)
-        rejected = _filter(request, LOG_RECORDS, _valid_log)
-        metrics.REJECTED.labels("logs").inc(rejected)
-        metrics.SAMPLED_OUT.labels("logs").inc(self.sampler.logs(request))
-        metrics.REDACTIONS.labels("logs").inc(self.redactor.logs(request))
-        messages = [_message(part, trace_id, LOGS)
-                    for trace_id, part in _split(request, LOG_RECORDS).items()]
-        message = f"{rejected} log records had invalid trace or span ids" if rejected else ""
+    def _accept(self, request: Message, signal: Signal,
+                transport: str) -> tuple[Outcome, list[BusMessage]]:
+        """Validate, sample and redact the request in place; then one bus message per trace."""
+        sample, redact = self._steps[signal]
+        metrics.RECEIVED.labels(signal.name, transport).inc(count(request, signal))
+        rejected = keep_only(request, signal, signal.valid)
+        metrics.REJECTED.labels(signal.name).inc(rejected)
+        metrics.SAMPLED_OUT.labels(signal.name).inc(sample(request))
+        metrics.REDACTIONS.labels(signal.name).inc(redact(request))
+        header = (SIGNAL_HEADER, signal.name.encode())
+        messages = [_message(part, trace_id, header)
+                    for trace_id, part in _split(request, signal).items()]
+        message = f"{rejected} {signal.noun} had invalid trace or span ids" if rejected else ""
         return Outcome(rejected, message), messages
 
 
@@ -184,64 +166,26 @@ def _message(part: Message, trace_id: bytes, header: tuple[str, bytes]) -> BusMe
                       (header,))
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Field names of one OTLP signal: traces and logs nest the same way under other names."""
-
-    resources: str
-    scopes: str
-    items: str
-
-
-SPANS = Layout("resource_spans", "scope_spans", "spans")
-LOG_RECORDS = Layout("resource_logs", "scope_logs", "log_records")
-
-
-def _filter(request: Message, layout: Layout, keep: Callable[[Any], bool]) -> int:
-    dropped = 0
-    for resource in getattr(request, layout.resources):
-        for scope in getattr(resource, layout.scopes):
-            items = getattr(scope, layout.items)
-            good = [item for item in items if keep(item)]
-            if len(good) != len(items):
-                dropped += len(items) - len(good)
-                del items[:]
-                items.extend(good)
-    return dropped
-
-
-def _valid_span(span: Any) -> bool:
-    return (len(span.trace_id) == 16 and len(span.span_id) == 8
-            and any(span.trace_id) and any(span.span_id))
-
-
-def _valid_log(record: Any) -> bool:
-    """Log records may lack ids (not every log belongs to a span), but not carry broken ones."""
-    return len(record.trace_id) in (0, 16) and len(record.span_id) in (0, 8)
-
-
-def _split(request: M, layout: Layout) -> dict[bytes, M]:
+def _split(request: M, signal: Signal) -> dict[bytes, M]:
     """One bus message per trace, so that a trace's spans and logs share a partition."""
-    resources = getattr(request, layout.resources)
-    ids = {item.trace_id for r in resources for s in getattr(r, layout.scopes)
-           for item in getattr(s, layout.items)}
+    ids = {item.trace_id for item in items(request, signal)}
     if len(ids) <= 1:
         return {ids.pop(): request} if ids else {}
     out: dict[bytes, M] = {}
-    for resource in resources:
+    for resource in getattr(request, signal.resources):
         resource_parts: dict[bytes, Any] = {}
-        for scope in getattr(resource, layout.scopes):
+        for scope in getattr(resource, signal.scopes):
             scope_parts: dict[bytes, Any] = {}
-            for item in getattr(scope, layout.items):
+            for item in getattr(scope, signal.items):
                 target = scope_parts.get(item.trace_id)
                 if target is None:
                     parent = resource_parts.get(item.trace_id)
                     if parent is None:
                         part = out.setdefault(item.trace_id, type(request)())
                         parent = resource_parts[item.trace_id] = getattr(
-                            part, layout.resources).add(resource=resource.resource,
+                            part, signal.resources).add(resource=resource.resource,
                                                         schema_url=resource.schema_url)
-                    target = scope_parts[item.trace_id] = getattr(parent, layout.scopes).add(
+                    target = scope_parts[item.trace_id] = getattr(parent, signal.scopes).add(
                         scope=scope.scope, schema_url=scope.schema_url)
-                getattr(target, layout.items).append(item)
+                getattr(target, signal.items).append(item)
     return out

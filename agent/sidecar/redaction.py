@@ -8,12 +8,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from watchkeeper.agent.config import RedactionConfig
+from watchkeeper.agent.sidecar.signals import LOGS, TRACES, Signal, items
 
 REDACTIONS_KEY = "watchkeeper.redactions"
 
@@ -201,30 +206,28 @@ class Redactor:
 
     def traces(self, request: ExportTraceServiceRequest) -> int:
         """Redact in place; returns the total count."""
-        if not self.enabled:
-            return 0
-        total = 0
-        for rs in request.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    n = self._attributes(span.attributes)
-                    n += sum(self._attributes(e.attributes) for e in span.events)
-                    if n:
-                        _add_count(span.attributes, n)
-                    total += n
-        return total
+        return self._redact(request, TRACES, self._span)
 
     def logs(self, request: ExportLogsServiceRequest) -> int:
+        return self._redact(request, LOGS, self._log_record)
+
+    def _span(self, span: Span) -> int:
+        return self._attributes(span.attributes) + sum(
+            self._attributes(event.attributes) for event in span.events)
+
+    def _log_record(self, record: LogRecord) -> int:
+        return self._attributes(record.attributes) + self._value(record.body)
+
+    def _redact(self, request: Message, signal: Signal, redact: Callable[[Any], int]) -> int:
+        """`redact` each item in place; an item that had any carries its count."""
         if not self.enabled:
             return 0
         total = 0
-        for rl in request.resource_logs:
-            for sl in rl.scope_logs:
-                for record in sl.log_records:
-                    n = self._attributes(record.attributes) + self._value(record.body)
-                    if n:
-                        _add_count(record.attributes, n)
-                    total += n
+        for item in items(request, signal):
+            n = redact(item)
+            if n:
+                _add_count(item.attributes, n)
+            total += n
         return total
 
 

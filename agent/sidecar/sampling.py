@@ -9,6 +9,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from watchkeeper.agent.config import SamplingConfig
+from watchkeeper.agent.sidecar.signals import LOGS, TRACES, items, keep_only
 
 ERROR = Status.STATUS_CODE_ERROR
 ERRORED_MEMORY = 10_000
@@ -37,16 +38,10 @@ class Sampler:
             return 0
         errored = set()
         if self.keep_errors:
-            errored = {span.trace_id for rs in request.resource_spans for ss in rs.scope_spans
-                       for span in ss.spans if span.status.code == ERROR}
-        dropped = 0
-        for rs in request.resource_spans:
-            for ss in rs.scope_spans:
-                keep = [s for s in ss.spans if s.trace_id in errored or self.sampled(s.trace_id)]
-                if len(keep) != len(ss.spans):
-                    dropped += len(ss.spans) - len(keep)
-                    del ss.spans[:]
-                    ss.spans.extend(keep)
+            errored = {span.trace_id for span in items(request, TRACES)
+                       if span.status.code == ERROR}
+        dropped = keep_only(request, TRACES,
+                            lambda s: s.trace_id in errored or self.sampled(s.trace_id))
         self._errored.update(dict.fromkeys(errored))
         while len(self._errored) > ERRORED_MEMORY:
             self._errored.pop(next(iter(self._errored)))
@@ -58,13 +53,5 @@ class Sampler:
         the ratio alone)."""
         if self.keeps_all:
             return 0
-        dropped = 0
-        for rl in request.resource_logs:
-            for sl in rl.scope_logs:
-                keep = [r for r in sl.log_records
-                        if r.trace_id in self._errored or self.sampled(r.trace_id)]
-                if len(keep) != len(sl.log_records):
-                    dropped += len(sl.log_records) - len(keep)
-                    del sl.log_records[:]
-                    sl.log_records.extend(keep)
-        return dropped
+        return keep_only(request, LOGS,
+                         lambda r: r.trace_id in self._errored or self.sampled(r.trace_id))

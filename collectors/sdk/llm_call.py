@@ -35,7 +35,13 @@ _current_call: ContextVar[LLMCall | None] = ContextVar("watchkeeper_llm_call", d
 
 
 class LLMCall:
-    """One model call. Enter it once (`with` / `async with`), or decorate functions with it."""
+    """One model call: `with llm_call(...) as call:` (or `async with`), entered once, or
+    `@llm_call(...)` on a function, each invocation of which gets its own call.
+
+    `request_params` are the sampling parameters sent to the model (temperature, max_tokens,
+    top_p, top_k, stop, seed, ...): the conventional ones become `gen_ai.request.*`, others
+    scalars `watchkeeper.request.*`. `attributes` are added to the span as they are.
+    """
 
     def __init__(
         self,
@@ -48,8 +54,8 @@ class LLMCall:
         system: str | Sequence[Any] | None = None,
         conversation_id: str | None = None,
         user_id: str | None = None,
-        request_params: Mapping[str, Any] | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
+        **request_params: Any,
     ) -> None:
         if messages is not None and prompt is not None:
             raise ValueError("llm_call: pass messages or prompt, not both")
@@ -61,7 +67,7 @@ class LLMCall:
         self.system = system
         self.conversation_id = conversation_id
         self.user_id = user_id
-        self.request_params = dict(request_params or {})
+        self.request_params = request_params
         self.attributes = dict(attributes or {})
         self._span: GenAISpan | None = None
         self._context_token: Token[Context] | None = None
@@ -243,8 +249,7 @@ class LLMCall:
         return LLMCall(
             self.model, provider=self.provider, operation=self.operation, messages=messages,
             prompt=prompt, system=self.system, conversation_id=self.conversation_id,
-            user_id=self.user_id, request_params=self.request_params,
-            attributes=self.attributes,
+            user_id=self.user_id, attributes=self.attributes, **self.request_params,
         )
 
     def _record_return(self, result: Any) -> None:
@@ -265,30 +270,8 @@ class LLMCall:
             logger.debug("watchkeeper: could not read an llm_call return value", exc_info=True)
 
 
-def llm_call(
-    model: str,
-    *,
-    provider: str = "custom",
-    operation: str = "chat",
-    messages: Sequence[Any] | None = None,
-    prompt: str | None = None,
-    system: str | Sequence[Any] | None = None,
-    conversation_id: str | None = None,
-    user_id: str | None = None,
-    attributes: Mapping[str, AttributeValue] | None = None,
-    **request_params: Any,
-) -> LLMCall:
-    """Trace one model call: `with llm_call(...) as call:` or `@llm_call(...)`.
-
-    `request_params` are the sampling parameters sent to the model (temperature, max_tokens,
-    top_p, top_k, stop, seed, ...): the conventional ones become `gen_ai.request.*`, others
-    scalars `watchkeeper.request.*`. `attributes` are added to the span as they are.
-    """
-    return LLMCall(
-        model, provider=provider, operation=operation, messages=messages, prompt=prompt,
-        system=system, conversation_id=conversation_id, user_id=user_id,
-        request_params=request_params, attributes=attributes,
-    )
+llm_call = LLMCall
+"""Trace one model call: `with llm_call(...) as call:` or `@llm_call(...)` (see LLMCall)."""
 
 
 def current_call() -> LLMCall | None:

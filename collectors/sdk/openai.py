@@ -11,11 +11,12 @@ imported only when patching, so importing this module costs nothing without the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -78,13 +79,8 @@ def _wrap_sync(original: Callable[..., Any]) -> Callable[..., Any]:
         call = _start(self, kwargs)
         if call is None:
             return original(self, *args, **kwargs)
-        try:
-            with _current_span(call):
-                result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            call.end()
-            raise
+        with _calling(call):
+            result = original(self, *args, **kwargs)
         return _finish(call, result)
 
     setattr(create, _ORIGINAL, original)
@@ -97,26 +93,28 @@ def _wrap_async(original: Callable[..., Any]) -> Callable[..., Any]:
         call = _start(self, kwargs)
         if call is None:
             return await original(self, *args, **kwargs)
-        try:
-            with _current_span(call):
-                result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            call.end()
-            raise
+        with _calling(call):
+            result = await original(self, *args, **kwargs)
         return _finish(call, result)
 
     setattr(create, _ORIGINAL, original)
     return create
 
 
-def _current_span(call: GenAISpan) -> Any:
-    """Make the span current during the HTTP call, so that transport spans nest under it."""
+@contextlib.contextmanager
+def _calling(call: GenAISpan) -> Iterator[None]:
+    """Around the original `create()`: the span is current during the HTTP call, so that
+    transport spans nest under it, and a call that raises ends the span with the error."""
     from opentelemetry import trace
 
-    return trace.use_span(
-        call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-    )
+    try:
+        with trace.use_span(call.span, end_on_exit=False, record_exception=False,
+                            set_status_on_exception=False):
+            yield
+    except BaseException as exc:
+        call.fail(exc)
+        call.end()
+        raise
 
 
 # --- request ---------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ uninstrumented code behave the same.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from types import TracebackType
 from typing import Any, Protocol
 
 
@@ -52,6 +52,21 @@ class _Proxy:
     def __repr__(self) -> str:
         return repr(self._wk_stream)
 
+    def _wk_stopped(self, exc: BaseException) -> None:
+        """The stream raised instead of giving an item: the end of it, or a failure."""
+        if isinstance(exc, StopIteration | StopAsyncIteration):
+            self._wk_observer.finish()
+        else:
+            self._wk_observer.fail(exc)
+
+    @contextlib.contextmanager
+    def _wk_closing(self) -> Iterator[None]:
+        """Closing or leaving the stream ends the observation, even when closing fails."""
+        try:
+            yield
+        finally:
+            self._wk_observer.finish()
+
 
 class TracedStream(_Proxy):
     """A synchronous stream (openai `Stream`) that reports its chunks."""
@@ -62,11 +77,8 @@ class TracedStream(_Proxy):
     def __next__(self) -> Any:
         try:
             item = next(self._wk_stream)
-        except StopIteration:
-            self._wk_observer.finish()
-            raise
         except BaseException as exc:
-            self._wk_observer.fail(exc)
+            self._wk_stopped(exc)
             raise
         self._wk_observer.observe(item)
         return item
@@ -75,22 +87,13 @@ class TracedStream(_Proxy):
         self._wk_stream.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Any:
-        try:
-            return self._wk_stream.__exit__(exc_type, exc, tb)
-        finally:
-            self._wk_observer.finish()
+    def __exit__(self, *exc_info: Any) -> Any:
+        with self._wk_closing():
+            return self._wk_stream.__exit__(*exc_info)
 
     def close(self) -> None:
-        try:
+        with self._wk_closing():
             self._wk_stream.close()
-        finally:
-            self._wk_observer.finish()
 
 
 class TracedAsyncStream(_Proxy):
@@ -102,11 +105,8 @@ class TracedAsyncStream(_Proxy):
     async def __anext__(self) -> Any:
         try:
             item = await self._wk_stream.__anext__()
-        except StopAsyncIteration:
-            self._wk_observer.finish()
-            raise
         except BaseException as exc:
-            self._wk_observer.fail(exc)
+            self._wk_stopped(exc)
             raise
         self._wk_observer.observe(item)
         return item
@@ -115,22 +115,13 @@ class TracedAsyncStream(_Proxy):
         await self._wk_stream.__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Any:
-        try:
-            return await self._wk_stream.__aexit__(exc_type, exc, tb)
-        finally:
-            self._wk_observer.finish()
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        with self._wk_closing():
+            return await self._wk_stream.__aexit__(*exc_info)
 
     async def close(self) -> None:
-        try:
+        with self._wk_closing():
             await self._wk_stream.close()
-        finally:
-            self._wk_observer.finish()
 
     async def aclose(self) -> None:
         await self.close()

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
-from watchkeeper.detectors.watchers.torch_runtime import autocast_dtype, inference, resolve_device
+from watchkeeper.detectors.watchers.loading import names_load_errors
+from watchkeeper.detectors.watchers.model_files import position_limit
+from watchkeeper.detectors.watchers.torch_runtime import device_and_dtype, inference
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +82,6 @@ def _download_checkpoint(model_type: str) -> tuple[dict[str, Any], str]:
     return loaded, url.rsplit("/", 1)[-1].removesuffix(".ckpt")
 
 
-def _position_limit(model: Any, tokenizer: Any) -> int:
-    """The longest input the model takes: truncating past it would fail on long texts."""
-    limits = [n for n in (getattr(model.config, "max_position_embeddings", None),
-                          getattr(tokenizer, "model_max_length", None))
-              if isinstance(n, int) and n > 0]
-    return min(limits) if limits else 512
-
-
 def _strip_prefix(state_dict: dict[str, Any], expected: set[str]) -> dict[str, Any]:
     """Lightning checkpoints prefix the module's attribute name ("model.")."""
     if expected & state_dict.keys():
@@ -108,22 +102,13 @@ class DetoxifyWatcher:
     alone, else false), `max_batch` (32), `max_length` (256 tokens), `device`, `precision`.
     """
 
+    @names_load_errors
     def __init__(self, spec: WatcherSpec) -> None:
-        try:
-            self._load(spec)
-        except WatcherLoadError as exc:  # the service reports which watcher cannot start
-            raise WatcherLoadError(f"watcher {spec.name!r} ({spec.kind}): {exc}") from exc
-
-    def _load(self, spec: WatcherSpec) -> None:
         options = spec.options
         self.name = spec.name
         self.max_batch = int(options.get("max_batch", 32))
         self.max_length = int(options.get("max_length", 256))
-        try:
-            self.device = resolve_device(str(options.get("device", "auto")))
-        except RuntimeError as exc:
-            raise WatcherLoadError(str(exc)) from exc
-        self.dtype = autocast_dtype(self.device, str(options.get("precision", "auto")))
+        self.device, self.dtype = device_and_dtype(options)
 
         checkpoint, model_type = options.get("checkpoint"), options.get("model_type")
         config_dir = options.get("config_dir")
@@ -164,7 +149,7 @@ class DetoxifyWatcher:
         self.model, self.tokenizer = self._build(model_name, tokenizer_name, num_classes,
                                                  location, local_only, loaded["state_dict"])
         self.model.to(self.device).eval()
-        self.max_length = min(self.max_length, _position_limit(self.model, self.tokenizer))
+        self.max_length = min(self.max_length, position_limit(self.model, self.tokenizer))
 
     def _build(self, model_name: str, tokenizer_name: Any, num_classes: int, location: str,
                local_only: bool, state_dict: dict[str, Any]) -> tuple[Any, Any]:

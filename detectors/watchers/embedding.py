@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
+from watchkeeper.detectors.watchers.model_files import digest_weights_file
 from watchkeeper.detectors.watchers.torch_runtime import autocast_dtype, inference, resolve_device
 
 PACKAGED = "all-MiniLM-L6-v2"
@@ -91,12 +92,7 @@ def _fingerprint(path: Path) -> str:
     weights = sorted(p for p in path.iterdir()
                      if p.suffix in (".safetensors", ".bin") and p.is_file())
     for file in weights:
-        size = file.stat().st_size
-        digest.update(f"{file.name}:{size}".encode())
-        with file.open("rb") as fh:
-            digest.update(fh.read(1 << 20))
-            fh.seek(max(0, size - (1 << 20)))
-            digest.update(fh.read(1 << 20))
+        digest_weights_file(digest, file)
     return digest.hexdigest()
 
 

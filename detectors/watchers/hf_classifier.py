@@ -18,34 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
-from watchkeeper.detectors.watchers.torch_runtime import autocast_dtype, inference, resolve_device
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
-
-def fingerprint(directory: Path) -> str:
-    """A short, cheap identity of a local model: config.json in full, and each weight file's
-    name, size, first and last MiB (hashing gigabytes at every start would add seconds)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        if path.name == "config.json":
-            digest.update(path.read_bytes())
-        elif path.name.endswith(WEIGHT_SUFFIXES):
-            size = path.stat().st_size
-            digest.update(f"{path.name}:{size}".encode())
-            with path.open("rb") as f:
-                digest.update(f.read(1 << 20))
-                f.seek(max(0, size - (1 << 20)))
-                digest.update(f.read(1 << 20))
-    return digest.hexdigest()[:12]
-
-
-def position_limit(model: Any, tokenizer: Any) -> int:
-    """The longest input the model takes: truncating past it would fail on long texts."""
-    limits = [n for n in (getattr(model.config, "max_position_embeddings", None),
-                          getattr(tokenizer, "model_max_length", None))
-              if isinstance(n, int) and n > 0]
-    return min(limits) if limits else 512
+from watchkeeper.detectors.watchers.loading import names_load_errors
+from watchkeeper.detectors.watchers.model_files import fingerprint, position_limit
+from watchkeeper.detectors.watchers.torch_runtime import device_and_dtype, inference
 
 
 def _is_path(model: str) -> bool:
@@ -84,23 +59,14 @@ class SequenceClassifier:
     (256 tokens, 512 in pair mode), `device`, `precision`.
     """
 
+    @names_load_errors
     def __init__(self, spec: WatcherSpec) -> None:
-        try:
-            self._load(spec)
-        except WatcherLoadError as exc:  # the service reports which watcher cannot start
-            raise WatcherLoadError(f"watcher {spec.name!r} ({spec.kind}): {exc}") from exc
-
-    def _load(self, spec: WatcherSpec) -> None:
         options = spec.options
         self.name = spec.name
         self.pair = spec.field == "pair"
         self.max_batch = int(options.get("max_batch", 32))
         self.max_length = int(options.get("max_length", 512 if self.pair else 256))
-        try:
-            self.device = resolve_device(str(options.get("device", "auto")))
-        except RuntimeError as exc:
-            raise WatcherLoadError(str(exc)) from exc
-        self.dtype = autocast_dtype(self.device, str(options.get("precision", "auto")))
+        self.device, self.dtype = device_and_dtype(options)
 
         model = str(options.get("model") or "")
         if not model:

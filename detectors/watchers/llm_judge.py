@@ -28,6 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
+from watchkeeper.detectors.watchers.loading import names_load_errors
+from watchkeeper.detectors.watchers.model_files import fingerprint
 
 JSON_ANSWER = ('Answer with strict JSON only, no other text: '
                '{"score": <integer 1 to 5>, "reason": "<one short sentence>"}')
@@ -170,15 +172,11 @@ class _LocalLM:
     def __init__(self, path: Path, options: dict[str, Any], batch: int) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from watchkeeper.detectors.watchers.torch_runtime import autocast_dtype, resolve_device
+        from watchkeeper.detectors.watchers.torch_runtime import device_and_dtype
 
         if not (path / "config.json").is_file():
             raise WatcherLoadError(f"local_model {path} not found or holds no config.json")
-        try:
-            self.device = resolve_device(str(options.get("device", "auto")))
-        except RuntimeError as exc:
-            raise WatcherLoadError(str(exc)) from exc
-        self.dtype = autocast_dtype(self.device, str(options.get("precision", "auto")))
+        self.device, self.dtype = device_and_dtype(options)
         self.tokenizer: Any
         self.model: Any
         try:
@@ -243,13 +241,8 @@ class LLMJudge:
     `cache_size` (4096 answers).
     """
 
+    @names_load_errors
     def __init__(self, spec: WatcherSpec) -> None:
-        try:
-            self._load(spec)
-        except WatcherLoadError as exc:  # the service reports which watcher cannot start
-            raise WatcherLoadError(f"watcher {spec.name!r} ({spec.kind}): {exc}") from exc
-
-    def _load(self, spec: WatcherSpec) -> None:
         options = spec.options
         self.name = spec.name
         self.rubrics = self._rubrics(options.get("rubrics"), spec.field)
@@ -269,8 +262,6 @@ class LLMJudge:
             self.pool = ThreadPoolExecutor(max_workers=int(options.get("max_concurrency", 8)),
                                            thread_name_prefix=f"judge-{spec.name}")
         elif options.get("local_model"):
-            from watchkeeper.detectors.watchers.hf_classifier import fingerprint
-
             path = Path(str(options["local_model"])).expanduser()
             self.local = _LocalLM(path, options, self.max_batch)
             self.device = self.local.device

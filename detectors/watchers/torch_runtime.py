@@ -4,8 +4,10 @@ the CPU otherwise (with bf16 autocast where the CPU has fast bf16), chosen once 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from watchkeeper.detectors.watchers.base import WatcherLoadError
 
 
 def resolve_device(option: str = "auto") -> str:
@@ -43,3 +45,13 @@ def inference(device: str, dtype: Any) -> Iterator[None]:
         else:
             with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
                 yield
+
+
+def device_and_dtype(options: Mapping[str, Any]) -> tuple[str, Any]:
+    """A watcher's `device` and `precision` options, resolved once at load: a device that torch
+    cannot see fails the watcher's start, not its first batch."""
+    try:
+        device = resolve_device(str(options.get("device", "auto")))
+    except RuntimeError as exc:
+        raise WatcherLoadError(str(exc)) from exc
+    return device, autocast_dtype(device, str(options.get("precision", "auto")))
