@@ -33,6 +33,11 @@ typecheck: $(STAMP)
 	@for d in agent collectors detectors dashboards; do ln -sfn ../../../$$d build/typecheck/watchkeeper/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy -p watchkeeper
 
+## The Helm chart: lint it (helm is built once, into ~/.cache/watchkeeper/bin, by scripts/helm).
+.PHONY: helm-lint
+helm-lint:
+	"$$(scripts/helm)" lint --strict helm/watchkeeper
+
 bench: $(STAMP)
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/sidecar_throughput.py

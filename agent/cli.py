@@ -103,13 +103,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_train_watcher(args: argparse.Namespace) -> int:
     from watchkeeper.agent.watch.training import train_watcher
 
-    return train_watcher(_settings(args), args)
+    return train_watcher(_settings(args, **{"store.url": args.store_url}), args)
 
 
 def cmd_eval_watcher(args: argparse.Namespace) -> int:
     from watchkeeper.agent.watch.evaluation import eval_watcher
 
     return eval_watcher(_settings(args), args)
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.review.commands import review
+
+    return review(_settings(args, **{"store.url": args.store_url}), args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.review.export import export
+
+    return export(_settings(args, **{"store.url": args.store_url}), args)
+
+
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    from watchkeeper.dashboards.command import run
+
+    return run(args, _settings(args, **{"store.url": getattr(args, "store_url", None)}))
+
+
+def _reaches_store(command: argparse.ArgumentParser) -> None:
+    """Options of a command that reads or writes the store beside a running agent."""
+    command.add_argument("--data-dir", type=Path)
+    command.add_argument("--store-url")
+    command.add_argument("--api", help="URL of a running agent's API (default: the agent that "
+                                       "owns --data-dir, if one runs)")
+    command.add_argument("--token", help="API token (or WATCHKEEPER_API__TOKEN)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -122,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     sidecar = sub.add_parser("sidecar", help="run the OTLP receivers, forwarding to the bus")
     ingest = sub.add_parser("ingest", help="run ingest: bus → ClickHouse")
     watch = sub.add_parser("watch", help="run the watchers: wk.samples → scores, flags")
-    schedule = sub.add_parser("schedule", help="run the drift detector jobs of the config")
+    schedule = sub.add_parser("schedule", help="run the drift and bias jobs of the config")
     up.add_argument("--no-watch", action="store_true", help="capture only, no watchers")
     ingest.add_argument("--with-watch", action="store_true",
                         help="also run the watchers in this process (shares its store)")
@@ -142,9 +169,12 @@ def parser() -> argparse.ArgumentParser:
     watch.set_defaults(func=cmd_watch)
     schedule.set_defaults(func=cmd_schedule)
 
-    detect = sub.add_parser("detect", help="run one drift detector now and print the result")
+    detect = sub.add_parser("detect", help="run one drift detector (or the bias analysis) "
+                                           "now and print the result")
     detect.add_argument("--detector", required=True,
-                        help="mmd, classifier, pca_ks (embeddings) or signals")
+                        help="mmd, classifier, pca_ks (embeddings), signals or bias")
+    detect.add_argument("--probe", action="append", metavar="WATCHER[:LABEL]",
+                        help="bias: a watcher of watch.watchers to probe (repeatable)")
     detect.add_argument("--window", default="1h")
     detect.add_argument("--reference", default="24h",
                         help="previous, a duration before the window, or START/END")
@@ -170,21 +200,61 @@ def parser() -> argparse.ArgumentParser:
     drift.add_argument("--plot", type=Path)
     drift.set_defaults(func=cmd_eval_drift)
 
-    train = sub.add_parser("train-watcher", help="train a trainable-head watcher from labels")
+    train = sub.add_parser("train-watcher", help="train a trainable-head watcher from labels "
+                                                 "and/or reviewed flags")
     evaluate = sub.add_parser("eval-watcher", help="AUROC, precision/recall/F1, calibration")
-    for command in (train, evaluate):
-        command.add_argument("--data", type=Path, required=True, help="labelled CSV or JSONL")
-        command.add_argument("--text-col", required=True)
-        command.add_argument("--label-col", required=True, help="labels 0/1 or true/false")
-        command.add_argument("--data-dir", type=Path)
+    for command, required in ((train, False), (evaluate, True)):
+        command.add_argument("--data", type=Path, required=required,
+                             help="labelled CSV or JSONL")
+        command.add_argument("--text-col", required=required)
+        command.add_argument("--label-col", required=required,
+                             help="labels 0/1 or true/false")
         command.add_argument("--positive", metavar="VALUES",
                              help="label values that count as positive, comma-separated "
                                   "(e.g. --positive 0,1 for Davidson's class); others are 0")
+    evaluate.add_argument("--data-dir", type=Path)
+    _reaches_store(train)
     train.add_argument("--name", required=True, help="the watcher's name")
+    train.add_argument("--from-reviews", action="store_true",
+                       help="also learn from reviewed flags: confirmed = 1, rejected = 0")
+    train.add_argument("--source", help="whose flags --from-reviews reads "
+                                        "(default: watcher:NAME)")
+    train.add_argument("--threshold-rule", default="balanced",
+                       help="balanced (default: max TPR - FPR), f1, precision:P or recall:R, "
+                            "on the validation split")
     evaluate.add_argument("--watcher", required=True, help="a configured or trained watcher")
     evaluate.add_argument("--out", type=Path, help="write the report as JSON here")
     train.set_defaults(func=cmd_train_watcher)
     evaluate.set_defaults(func=cmd_eval_watcher)
+
+    review = sub.add_parser("review", help="the review queue: list, confirm, reject flags")
+    actions = review.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="flags with excerpts of their samples")
+    listing.add_argument("--source", help="e.g. watcher:toxic")
+    listing.add_argument("--status", choices=("open", "confirmed", "rejected", "all"),
+                         default="open")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    _reaches_store(listing)
+    for action in ("confirm", "reject"):
+        verdict = actions.add_parser(action, help=f"{action} flags (the latest verdict wins)")
+        verdict.add_argument("flag_ids", nargs="+", metavar="FLAG_ID")
+        verdict.add_argument("--reviewer", help="default: the current user")
+        verdict.add_argument("--note")
+        _reaches_store(verdict)
+    review.set_defaults(func=cmd_review)
+
+    export = sub.add_parser("export", help="flagged samples as fine-tuning data")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--status", choices=("confirmed", "flagged", "rejected"),
+                        default="confirmed", help="flagged = every flag, reviewed or not")
+    export.add_argument("--source", help="e.g. watcher:toxic")
+    export.add_argument("--since", help="a duration back from now (7d) or an ISO date/time")
+    export.add_argument("--format", choices=("jsonl", "csv", "chat"), default="jsonl",
+                        help="chat = OpenAI fine-tuning JSONL; csv = text,label for "
+                             "train-watcher")
+    _reaches_store(export)
+    export.set_defaults(func=cmd_export)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
     migrate.add_argument("--data-dir", type=Path)
@@ -193,11 +263,7 @@ def parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser("query", help="read-only SQL over the store")
     query.add_argument("sql")
-    query.add_argument("--data-dir", type=Path)
-    query.add_argument("--store-url")
-    query.add_argument("--api", help="URL of a running agent's API (default: the agent that "
-                                     "owns --data-dir, if one runs)")
-    query.add_argument("--token", help="API token (or WATCHKEEPER_API__TOKEN)")
+    _reaches_store(query)
     query.add_argument("--format", choices=("table", "json"), default="table")
     query.set_defaults(func=cmd_query)
 
@@ -207,6 +273,12 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=1, help="repeat the scripted traffic")
     demo.add_argument("--token", help="sidecar token, if it requires one")
     demo.set_defaults(func=cmd_demo)
+
+    from watchkeeper.dashboards.command import add_arguments
+
+    dashboards = sub.add_parser("dashboards", help="Grafana dashboards: export, check, push")
+    add_arguments(dashboards)
+    dashboards.set_defaults(func=cmd_dashboards)
     return root
 
 

@@ -4,37 +4,19 @@ opening the store directly."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-import httpx
-
+from watchkeeper.agent.access import find_owner, open_store
 from watchkeeper.agent.config import Settings
-from watchkeeper.agent.runtime import owner_api
-
-
-class QueryError(Exception):
-    pass
 
 
 def run_query(settings: Settings, sql: str, *, api: str | None = None,
               token: str | None = None) -> tuple[list[str], list[list[Any]]]:
-    api = api or (None if settings.store.url else owner_api(settings.data_dir))
-    if api:
-        token = token or os.environ.get("WATCHKEEPER_API__TOKEN") or (
-            settings.api.token.get_secret_value() if settings.api.token else None)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = httpx.post(f"{api.rstrip('/')}/api/query", json={"sql": sql},
-                              headers=headers, timeout=60)
-        body = response.json()
-        if response.status_code != 200:
-            raise QueryError(body.get("error", response.text))
+    owner = find_owner(settings, api, token)
+    if owner is not None:
+        body = owner.request("POST", "/api/query", json={"sql": sql}, timeout=60)
         return body["columns"], body["rows"]
-    from watchkeeper.agent.store.client import Store
-
-    if not settings.store.url and not (settings.data_dir / "clickhouse").exists():
-        raise QueryError(f"no store under {settings.data_dir}: run `watchkeeper up` first")
-    store = Store(settings.store_url, settings.store)
+    store = open_store(settings)
     try:
         result = store.query_readonly(sql, max_rows=settings.api.max_rows)
     finally:

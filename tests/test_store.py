@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -64,7 +65,8 @@ def test_sample_round_trip_and_duplicates_fold(store: Store) -> None:
                         "FROM watchkeeper.samples FINAL ORDER BY span_id").rows
     assert [r[0] for r in final] == ["a" * 16, "b" * 16]
     assert final[0][1] == "again"  # the newest copy wins
-    assert final[1][2] == '[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]'
+    hi = {"role": "user", "parts": [{"type": "text", "content": "hi"}]}
+    assert json.loads(final[1][2]) == [hi]
     assert final[1][3] == ["stop"] and final[1][4] == {"k": "v"}
 
 

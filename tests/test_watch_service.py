@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from helpers import CLI, RunningAgent, post, running_agent
+from helpers import CLI, RunningAgent, genai_request, post, running_agent
 from watchkeeper.agent.bus import TOPIC_FEEDBACK
 from watchkeeper.agent.watch import scoring
 from watchkeeper.detectors.watchers import Item, WatcherSpec
@@ -27,18 +26,7 @@ CALLS = {
 
 
 def _request() -> bytes:
-    request = ExportTraceServiceRequest()
-    spans = request.resource_spans.add().scope_spans.add().spans
-    now = time.time_ns()
-    for i, (name, (prompt, completion)) in enumerate(CALLS.items()):
-        span = spans.add(trace_id=bytes([i + 1]) * 16, span_id=bytes([i + 1]) * 8,
-                         name=f"chat {name}", start_time_unix_nano=now, end_time_unix_nano=now)
-        span.attributes.add(key="gen_ai.request.model").value.string_value = name
-        for key, role, text in (("gen_ai.input.messages", "user", prompt),
-                                ("gen_ai.output.messages", "assistant", completion)):
-            span.attributes.add(key=key).value.string_value = json.dumps(
-                [{"role": role, "parts": [{"type": "text", "content": text}]}])
-    return request.SerializeToString()
+    return genai_request(CALLS)
 
 
 @pytest.fixture

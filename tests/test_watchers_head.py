@@ -34,7 +34,11 @@ from watchkeeper.detectors.watchers import (  # noqa: E402
     WatcherLoadError,
     WatcherSpec,
 )
-from watchkeeper.detectors.watchers.head_training import normalise_text  # noqa: E402
+from watchkeeper.detectors.watchers.head_training import (  # noqa: E402
+    check_threshold_rule,
+    choose_threshold,
+    normalise_text,
+)
 from watchkeeper.detectors.watchers.registry import build  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -189,6 +193,21 @@ def test_head_load_errors(tmp_path: Path) -> None:
                           options={"data_dir": str(tmp_path), "name": "../../etc"}))
     with pytest.raises(ValueError, match="at least 4"):
         train_from_examples(["a", "b", "c"], [0, 1, 1], data_dir=tmp_path, name="x")
+
+
+def test_thresholds_sit_in_the_middle_of_the_validation_gap() -> None:
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.05, 0.1, 0.2, 0.3, 0.7, 0.8, 0.9, 0.95])
+    # every threshold in (0.3, 0.7] separates these: the middle, not the lowest positive
+    assert choose_threshold(y, p, "balanced") == pytest.approx(0.5)
+    assert choose_threshold(y, p, "f1") == pytest.approx(0.5)
+    # the highest threshold that keeps at least half the positives: between 0.8 and 0.9
+    assert choose_threshold(y, p, "recall:0.5") == pytest.approx(0.85)
+    with pytest.raises(ValueError, match="recall:R"):
+        choose_threshold(y, p, "median")
+    for bad in ("recall:most", "precision:0", "f1:0.5"):
+        with pytest.raises(ValueError, match="threshold rule"):
+            check_threshold_rule(bad)
 
 
 def test_normalise_text() -> None:

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from helpers import JsonHandler  # noqa: E402
 from watchkeeper.agent.watch import scoring  # noqa: E402
 from watchkeeper.detectors.watchers import Item, Watcher, WatcherLoadError, WatcherSpec  # noqa: E402
 from watchkeeper.detectors.watchers.registry import build  # noqa: E402
@@ -276,23 +277,13 @@ class JudgeServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(JsonHandler):
 
             def do_GET(self) -> None:
                 if self.headers.get("Authorization") == "Bearer wrong":
-                    self._send(401, {"error": "bad key"})
+                    self.send_json(401, {"error": "bad key"})
                 else:
-                    self._send(200, {"object": "list", "data": [{"id": "judge"}]})
+                    self.send_json(200, {"object": "list", "data": [{"id": "judge"}]})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -305,7 +296,7 @@ class JudgeServer:
                                         body["messages"][1]["content"])
                 with server.lock:
                     server.inflight -= 1
-                self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
+                self.send_json(200, {"id": "x", "object": "chat.completion", "model": body["model"],
                                  "choices": [{"index": 0, "finish_reason": "stop", "message": {
                                      "role": "assistant", "content": content}}]})
 

@@ -101,6 +101,8 @@ class IngestService:
         self._last_flush = time.monotonic()
         self._last_lag = 0.0
         self.stored_samples = 0
+        self._messages = {signal: metrics.INGEST_MESSAGES.labels(signal)
+                          for signal in ("traces", "logs")}
 
     # -- one turn of the loop ---------------------------------------------------------------
     def step(self, timeout_s: float) -> int:
@@ -157,8 +159,8 @@ class IngestService:
     # -- decoding -----------------------------------------------------------------------------
     def _take(self, record: Record, now: float) -> None:
         ref = ((record.topic, record.partition), record.offset)
-        signal = (record.header(SIGNAL_HEADER) or b"traces").decode()
-        metrics.INGEST_MESSAGES.labels(signal).inc()
+        signal = "logs" if record.header(SIGNAL_HEADER) == b"logs" else "traces"
+        self._messages[signal].inc()
         try:
             if signal == "logs":
                 logs_request = ExportLogsServiceRequest.FromString(record.value)

@@ -1,1 +1,1 @@
-"""The schedule service: drift (and, next, bias) detectors run over windows of stored data."""
+"""The schedule service: drift and bias detectors run over windows of stored data."""

@@ -1,5 +1,5 @@
-"""`watchkeeper detect`: one detector, now, printed. Reads through the running agent's API when
-one owns the store, so it works beside `watchkeeper up`."""
+"""`watchkeeper detect`: one detector (or the bias analysis), now, printed. Reads through the
+running agent's API when one owns the store, so it works beside `watchkeeper up`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from watchkeeper.agent.runtime import owner_api
 from watchkeeper.agent.schedule import data
 from watchkeeper.agent.schedule.jobs import DetectorJob
 from watchkeeper.agent.schedule.service import run_job, store_reader
+from watchkeeper.agent.schedule.watchers import WatcherPool
 
 
 def _api_reader(api: str) -> data.Reader:
@@ -29,12 +30,13 @@ def _api_reader(api: str) -> data.Reader:
 
 
 def detect(settings: Settings, args: argparse.Namespace) -> int:
-    kind = "signals" if args.detector == "signals" else "embedding"
+    kind = args.detector if args.detector in ("signals", "bias") else "embedding"
     job = DetectorJob.model_validate({
         "name": "adhoc", "kind": kind, "detector": args.detector if kind == "embedding" else "mmd",
         "embedding": args.embedding, "field": args.field, "window": args.window,
         "reference": args.reference, "every": None,
-        "scope": [s.strip() for s in args.scope.split(",") if s.strip()]})
+        "scope": [s.strip() for s in args.scope.split(",") if s.strip()],
+        "bias": {"probes": {"watchers": args.probe or []}}})
     api = args.api or (None if settings.store.url else owner_api(settings.data_dir))
     store = None
     if api:
@@ -45,7 +47,8 @@ def detect(settings: Settings, args: argparse.Namespace) -> int:
         store = Store(settings.store_url, settings.store)
         read = store_reader(store)
     try:
-        runs = run_job(job, read, settings.store.database, settings.schedule.alpha)
+        runs = run_job(job, read, settings.store.database, settings.schedule.alpha,
+                       watchers=WatcherPool(settings.watch, settings.data_dir))
     finally:
         if store is not None:
             store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,12 @@ SIGNAL_COLUMNS = {
     "latency_ms": "duration_ms",
     "error": "toString(status = 'error')",
     "finish_reason": "if(empty(finish_reasons), '', finish_reasons[1])",
+}
+# Per-sample numbers a bias job compares across groups (NaN where a sample has none).
+SAMPLE_METRICS = {
+    **{name: SIGNAL_COLUMNS[name] for name in ("prompt_length", "completion_length",
+                                               "input_tokens", "output_tokens", "latency_ms")},
+    "error": "toFloat64(status = 'error')",
 }
 
 
@@ -84,3 +91,45 @@ def signals(read: Reader, db: str, job: DetectorJob, window: Window
         for scope, score in rows:
             out[scope][spec.name].append(score)
     return {scope: dict(values) for scope, values in out.items()}
+
+
+@dataclass
+class BiasWindow:
+    """One scope's sampled rows for a bias job: texts and, per metric, one value a row."""
+
+    prompts: list[str] = field(default_factory=list)
+    completions: list[str] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def bias_window(read: Reader, db: str, job: DetectorJob, window: Window) -> dict[str, BiasWindow]:
+    """{scope: rows} with each metric of the job: sample columns, and watcher scores
+    (`watcher:label`, the higher of a sample's fields; NaN where it was not scored)."""
+    names = [m.name for m in job.bias.metrics]
+    columns = [n for n in names if n in SAMPLE_METRICS]
+    scored = [n for n in names if n not in SAMPLE_METRICS]
+    selected = "".join(f", {SAMPLE_METRICS[n]} AS `{n}`" for n in columns)
+    sql = (f"SELECT s.scope, s.prompt_text, s.completion_text"
+           f"{''.join(f', s.`{n}`' for n in columns)}, c.names, c.values "
+           f"FROM (SELECT sample_id, {_scope(job)} AS scope, prompt_text, completion_text"
+           f"{selected} FROM {db}.samples "
+           "WHERE ts >= {lo:DateTime64(6)} AND ts < {hi:DateTime64(6)} "
+           "ORDER BY rand() LIMIT {cap:UInt32} BY scope) AS s "
+           "LEFT JOIN (SELECT sample_id, groupArray(name) AS names, groupArray(value) AS values "
+           "FROM (SELECT sample_id, concat(watcher, ':', label) AS name, max(score) AS value "
+           f"FROM {db}.scores WHERE ts >= {{lo:DateTime64(6)}} AND ts < {{hi:DateTime64(6)}} "
+           "AND name IN {scored:Array(String)} GROUP BY sample_id, name) GROUP BY sample_id"
+           ") AS c ON c.sample_id = s.sample_id")
+    _, rows = read(sql, {**_window(window), "cap": job.max_samples, "scored": scored})
+    out: dict[str, BiasWindow] = defaultdict(BiasWindow)
+    for scope, prompt, completion, *values in rows:
+        *sample_values, score_names, score_values = values
+        scores = dict(zip(score_names, score_values, strict=True))
+        rows_of = out[scope]
+        rows_of.prompts.append(prompt)
+        rows_of.completions.append(completion)
+        for name, value in zip(columns, sample_values, strict=True):
+            rows_of.metrics[name].append(float("nan") if value is None else float(value))
+        for name in scored:
+            rows_of.metrics[name].append(float(scores.get(name, float("nan"))))
+    return dict(out)

@@ -8,11 +8,13 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from watchkeeper.agent.config import ScheduleConfig
+from watchkeeper.agent.config import ScheduleConfig, WatchConfig
 from watchkeeper.agent.schedule import data
 from watchkeeper.agent.schedule.jobs import DetectorJob
+from watchkeeper.agent.schedule.watchers import WatcherPool
 from watchkeeper.agent.store.client import Store
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,8 @@ class Run:
     def flag(self) -> list[Any]:
         r = self.result
         signal = r.details.get("signal", "")
-        what = f"{signal} " if signal else f"{self.job.field} embeddings "
-        reason = (f"{r.detector}: {what}drifted in {self.scope or 'all'} "
+        finding = r.details.get("finding") or f"{signal or self.job.field + ' embeddings'} drifted"
+        reason = (f"{r.detector}: {finding} in {self.scope or 'all'} "
                   f"(p={r.p_value:.3g} < {r.threshold:g}, effect={r.effect_size})")
         key = f"{self.job.name}:{self.scope}:{signal}:{self.current[1].isoformat()}"
         return [uuid.uuid5(ALERT_NAMESPACE, key), None, self.current[1],
@@ -51,12 +53,22 @@ class Run:
 
 
 def run_job(job: DetectorJob, read: data.Reader, db: str, alpha: float,
-            now: datetime | None = None) -> list[Run]:
-    """Run one job over its windows ending `now`; pure given what `read` returns."""
+            now: datetime | None = None, watchers: WatcherPool | None = None) -> list[Run]:
+    """Run one job over its windows ending `now`; pure given what `read` returns (and, for a
+    bias job's probes, what the `watchers` score: by default those of a default watch config).
+    """
     from watchkeeper.detectors.drift.registry import build
     from watchkeeper.detectors.drift.signals import Signal, detect_scopes
 
     current, reference = job.windows(now or datetime.now(UTC))
+    if job.kind == "bias":
+        from watchkeeper.agent.schedule.bias import analyse
+
+        pool = watchers or WatcherPool(WatchConfig())
+        # Groups are compared within the window: the row's reference is the window itself.
+        return [Run(job, scope, result, current, current)
+                for scope, rows in data.bias_window(read, db, job, current).items()
+                for result in analyse(job.bias, rows, alpha, pool)]
     if job.kind == "signals":
         specs = [Signal(name=s.name, kind=s.kind, test=s.test, params=s.params)
                  for s in job.signals]
@@ -89,11 +101,15 @@ def store_reader(store: Store) -> data.Reader:
 
 
 class ScheduleService:
-    def __init__(self, store: Store, config: ScheduleConfig) -> None:
+    """`watch` names the watchers bias jobs probe (the watch section of the same config)."""
+
+    def __init__(self, store: Store, config: ScheduleConfig,
+                 watch: WatchConfig | None = None, data_dir: Path | None = None) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.store = store
         self.config = config
+        self.watchers = WatcherPool(watch or WatchConfig(), data_dir)
         self.read = store_reader(store)
         self.runs = 0
         self.scheduler = BackgroundScheduler(
@@ -118,7 +134,8 @@ class ScheduleService:
     def run(self, job: DetectorJob, now: datetime | None = None) -> list[Run]:
         """One run of one job; an empty window is a skipped result, not an error."""
         try:
-            runs = run_job(job, self.read, self.store.database, self.config.alpha, now)
+            runs = run_job(job, self.read, self.store.database, self.config.alpha, now,
+                           self.watchers)
         except Exception:
             log.exception("detector job failed", extra={"job": job.name})
             return []

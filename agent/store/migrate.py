@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 # table -> ReplacingMergeTree version column
 TABLES = {"samples": "ingested_at", "spans": "ingested_at", "user_feedback": "ingested_at",
           "scores": "scored_at", "embeddings": "created_at", "flags": "updated_at",
-          "detector_runs": "ran_at"}
+          "detector_runs": "ran_at", "reviews": "ts"}
 # Tables whose TTL column is not `ts`.
 TTL_COLUMNS = {"detector_runs": "window_end"}
 TTL_COLUMN = "ts"
@@ -63,8 +63,8 @@ def render(sql: str, config: StoreConfig) -> list[str]:
     return [s.strip() for s in sql.format(**values).split(";\n") if s.strip()]
 
 
-def migrate(store: Store) -> list[int]:
-    """Apply what is missing; returns the versions applied now."""
+def pending(store: Store) -> list[Migration]:
+    """The migrations this store has not had yet (all of them for a new store)."""
     config = store.config
     on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
     store.command(f"CREATE DATABASE IF NOT EXISTS {config.database} {on_cluster}")
@@ -75,10 +75,15 @@ def migrate(store: Store) -> list[int]:
     )
     done = {int(r[0]) for r in store.query(
         f"SELECT version FROM {config.database}.schema_migrations").rows}
+    return [m for m in migrations() if m.version not in done]
+
+
+def migrate(store: Store) -> list[int]:
+    """Apply what is missing; returns the versions applied now."""
+    config = store.config
+    on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
     applied = []
-    for migration in migrations():
-        if migration.version in done:
-            continue
+    for migration in pending(store):
         for statement in render(migration.sql, config):
             store.command(statement)
         store.insert("schema_migrations", [[migration.version, migration.name]],

@@ -4,9 +4,10 @@ ingest converts tens of thousands of samples a second and this is its hot loop.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from watchkeeper.collectors.normalise.sample import Feedback, Message, Sample, SpanRecord
 
@@ -24,8 +25,11 @@ FEEDBACK_COLUMNS = ("trace_id", "span_id", "ts", "score", "thumbs", "comment", "
                     "service")
 
 
+_MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
+
+
 def messages_json(messages: Sequence[Message]) -> str:
-    return json.dumps([m.model_dump(exclude_none=True) for m in messages], ensure_ascii=False)
+    return _MESSAGES.dump_json(list(messages), exclude_none=True).decode()
 
 
 def sample_row(s: Sample) -> list[Any]:

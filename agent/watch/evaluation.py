@@ -31,7 +31,13 @@ from rich.table import Table
 
 from watchkeeper.agent.config import Settings
 from watchkeeper.agent.watch.labelled import Labelled, load_labelled
-from watchkeeper.detectors.watchers import Embedder, Item, Watcher, WatcherSpec
+from watchkeeper.detectors.watchers import (
+    Embedder,
+    Item,
+    Watcher,
+    WatcherSpec,
+    default_thresholds,
+)
 
 BASELINE = "profanity"
 SCORE_CHUNK = 1024
@@ -52,7 +58,7 @@ def _options(settings: Settings, extra: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_watcher(settings: Settings, name: str) -> tuple[Watcher, dict[str, float], str]:
     """(watcher, configured thresholds, where it came from) for --watcher NAME."""
-    from watchkeeper.detectors.watchers.registry import build
+    from watchkeeper.agent.watch.loading import load_watcher
     from watchkeeper.detectors.watchers.trainable_head import (
         NAME,
         TrainableHead,
@@ -62,10 +68,7 @@ def resolve_watcher(settings: Settings, name: str) -> tuple[Watcher, dict[str, f
 
     spec = next((s for s in settings.watch.watchers if s.name == name), None)
     if spec is not None:
-        options = _options(settings, spec.options)
-        if spec.kind == "trainable_head":
-            options.setdefault("data_dir", str(settings.data_dir))
-        watcher = build(spec.model_copy(update={"options": options}))
+        watcher = load_watcher(spec, settings.watch, settings.data_dir)
         if isinstance(watcher, Embedder) and not isinstance(watcher, Watcher):
             raise EvaluationError(f"--watcher {name}: an {spec.kind} watcher makes embeddings, "
                                   "not scores; nothing to evaluate")
@@ -108,7 +111,7 @@ def pick_threshold(watcher: Watcher, thresholds: dict[str, float], label: str
                    ) -> tuple[float, str]:
     if label in thresholds:
         return float(thresholds[label]), "config"
-    defaults = getattr(watcher, "default_thresholds", None) or {}
+    defaults = default_thresholds(watcher)
     if label in defaults:
         return float(defaults[label]), "watcher"
     return DEFAULT_THRESHOLD, "default"

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from watchkeeper.agent import metrics
@@ -25,16 +26,17 @@ from watchkeeper.agent.bus import (
 from watchkeeper.agent.config import WatchConfig
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.watch import scoring
+from watchkeeper.agent.watch.loading import load_watcher, thresholds_for
 from watchkeeper.collectors.normalise import Sample
 from watchkeeper.detectors.watchers import Embedder, Watcher, WatcherSpec, items_for
-from watchkeeper.detectors.watchers.registry import build
 
 log = logging.getLogger(__name__)
 FLAG_NAMESPACE = uuid.UUID("5d0f1a52-8c1e-4a55-b0f8-3f4f5a8e2c71")
 SCORE_COLUMNS = ("sample_id", "ts", "service", "watcher", "version", "field", "label", "score",
                  "flagged", "threshold", "latency_ms", "error")
 EMBEDDING_COLUMNS = ("sample_id", "ts", "service", "model", "field", "vector")
-FLAG_COLUMNS = ("flag_id", "sample_id", "ts", "service", "source", "reason", "label", "score")
+FLAG_COLUMNS = ("flag_id", "sample_id", "ts", "service", "source", "reason", "label", "field",
+                "score")
 PUBLISH_TIMEOUT_S = 30.0
 
 
@@ -44,15 +46,16 @@ def flag_id(sample_id: str, source: str, label: str, field: str) -> uuid.UUID:
 
 
 class WatchService:
-    def __init__(self, bus: Bus, store: Store, config: WatchConfig) -> None:
+    def __init__(self, bus: Bus, store: Store, config: WatchConfig, data_dir: Path) -> None:
         self.bus = bus
         self.store = store
         self.config = config
         # Built before consuming anything: a watcher that cannot load stops the start.
         self.watchers: list[tuple[WatcherSpec, Watcher | Embedder]] = [
-            (spec, build(spec.model_copy(update={"options": {
-                "device": config.device, "precision": config.precision, **spec.options}})))
+            (spec, load_watcher(spec, config, data_dir))
             for spec in config.watchers if spec.enabled]
+        self.thresholds = {spec.name: thresholds_for(spec, watcher)
+                           for spec, watcher in self.watchers}
         self.consumer = bus.consumer(TOPIC_SAMPLES, config.group)
         self.scored_samples = 0
         self.flagged_samples = 0
@@ -130,6 +133,7 @@ class WatchService:
                                         out.item.field, out.vector])
                 continue
             started = time.perf_counter()
+            thresholds = self.thresholds[spec.name]
             for out in scoring.score(watcher, items):
                 s = by_id[out.item.sample_id]
                 base = [s.sample_id, s.ts, s.service, watcher.name, watcher.version,
@@ -138,7 +142,7 @@ class WatchService:
                     scores.append([*base, "_error", 0.0, False, None, out.latency_ms, out.error])
                     continue
                 for label, value in out.scores.items():
-                    threshold = spec.thresholds.get(label)
+                    threshold = thresholds.get(label)
                     flagged = threshold is not None and value >= threshold
                     scores.append([*base, label, float(value), flagged, threshold,
                                    out.latency_ms, ""])
@@ -148,7 +152,7 @@ class WatchService:
                                       s.sample_id,
                                       s.ts, s.service, source,
                                       f"{label} {value:.2f} >= {threshold:g} on {out.item.field}",
-                                      label, float(value)])
+                                      label, out.item.field, float(value)])
             metrics.WATCH_SECONDS.labels(watcher.name).observe(time.perf_counter() - started)
             metrics.WATCH_ITEMS.labels(watcher.name).inc(len(items))
         return scores, vectors, flags
@@ -157,7 +161,8 @@ class WatchService:
         reasons: dict[str, list[dict[str, Any]]] = {}
         for row in flags:
             reasons.setdefault(str(row[1]), []).append(
-                {"source": row[4], "label": row[6], "score": row[7], "reason": row[5]})
+                {"source": row[4], "label": row[6], "field": row[7], "score": row[8],
+                 "reason": row[5]})
         deliveries = []
         for sample_id, why in reasons.items():
             sample = by_id[sample_id]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from watchkeeper.agent.config import Settings
 from watchkeeper.agent.watch.evaluation import console, print_report, progress_bar
-from watchkeeper.agent.watch.labelled import fingerprint, load_labelled
+from watchkeeper.agent.watch.labelled import LabelledDataError, fingerprint, load_labelled
 from watchkeeper.detectors.watchers.base import WatcherSpec
 from watchkeeper.detectors.watchers.head_training import TrainResult
 
@@ -35,6 +35,7 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     from watchkeeper.detectors.watchers.embedding import PACKAGED, SentenceEmbedder
     from watchkeeper.detectors.watchers.head_training import (
         check_labels,
+        check_threshold_rule,
         normalise_text,
         train_head,
     )
@@ -44,6 +45,7 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     check_labels(labels)
+    check_threshold_rule(threshold_rule)
     embedder = SentenceEmbedder(WatcherSpec(
         name="train.embedding", kind="embedding",
         options={"model": model or PACKAGED, "device": device, "precision": precision}))
@@ -55,20 +57,56 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     return path, result
 
 
+class Examples(Protocol):
+    """Labelled texts from one place: a file (labelled.Labelled) or reviews
+    (review.examples.ReviewedFlags)."""
+
+    texts: list[str]
+    labels: list[int]
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def gather(settings: Settings, args: argparse.Namespace) -> list[tuple[str, Examples]]:
+    """--data FILE and/or --from-reviews, each with a name for the console."""
+    parts: list[tuple[str, Examples]] = []
+    if args.data is not None:
+        if not (args.text_col and args.label_col):
+            raise LabelledDataError("--data needs --text-col and --label-col")
+        parts.append((str(args.data), load_labelled(args.data, args.text_col, args.label_col,
+                                                    getattr(args, "positive", None))))
+    if getattr(args, "from_reviews", False):
+        from watchkeeper.agent.review.backend import open_reviews
+        from watchkeeper.agent.review.examples import reviewed_flags
+
+        source = args.source or f"watcher:{args.name}"
+        with open_reviews(settings, args.api, args.token) as reviews:
+            parts.append((f"reviews of {source} flags", reviewed_flags(reviews, source)))
+    if not parts:
+        raise LabelledDataError("nothing to train on: give --data FILE, --from-reviews, or both")
+    return parts
+
+
 def train_watcher(settings: Settings, args: argparse.Namespace) -> int:
-    data = load_labelled(args.data, args.text_col, args.label_col,
-                         getattr(args, "positive", None))
+    parts = gather(settings, args)
     out = console()
-    out.print(f"{len(data.labels)} labelled texts from {args.data}: {data.positives} positive, "
-              f"{len(data.labels) - data.positives} negative")
-    with progress_bar("embedding", len(data.texts)) as advance:
+    for where, part in parts:
+        positives = sum(part.labels)
+        out.print(f"{len(part.labels)} labelled texts from {where}: {positives} positive, "
+                  f"{len(part.labels) - positives} negative")
+    texts = [text for _, part in parts for text in part.texts]
+    labels = [label for _, part in parts for label in part.labels]
+    described = [part.describe() for _, part in parts]
+    with progress_bar("embedding", len(texts)) as advance:
         path, result = train_from_examples(
-            data.texts, data.labels, data_dir=settings.data_dir, name=args.name,
+            texts, labels, data_dir=settings.data_dir, name=args.name,
             label=getattr(args, "label", None) or "toxic",
             model=getattr(args, "embedding_model", None),
             device=settings.watch.device, precision=settings.watch.precision,
             threshold_rule=getattr(args, "threshold_rule", None) or "balanced",
-            data=data.describe(), progress=advance)
+            data=described[0] if len(described) == 1 else {"source": "combined",
+                                                           "parts": described},
+            progress=advance)
     metrics = {**result.metrics, "threshold_source": f"chosen: {result.threshold_rule}"}
     metrics["calibration"] = metrics["calibration"]["bins"]
     metrics["ece"] = result.metrics["calibration"]["ece"]

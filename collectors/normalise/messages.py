@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from watchkeeper.collectors.normalise.sample import Message, Part
+from pydantic import TypeAdapter, ValidationError
+
+from watchkeeper.collectors.normalise.sample import Message, Part, WireMessage
+
+# The latest conventions' JSON is already our schema: parsed and validated in one pass in
+# pydantic-core, without building Python dicts first (the hot path of ingest).
+_WIRE_MESSAGES: TypeAdapter[list[WireMessage]] = TypeAdapter(list[WireMessage])
+_PARTS: TypeAdapter[list[Part]] = TypeAdapter(list[Part])
 
 
 def loads_maybe(value: Any) -> Any:
@@ -53,6 +60,11 @@ def tool_call_parts(tool_calls: Any) -> list[Part]:
 
 def latest_messages(value: Any) -> list[Message]:
     """`gen_ai.input.messages` / `gen_ai.output.messages`: [{role, parts: [...], finish_reason}]."""
+    if isinstance(value, str) and value[:1] == "[":
+        try:
+            return list(_WIRE_MESSAGES.validate_json(value))
+        except ValidationError:
+            pass  # not strictly the latest schema: the tolerant path below
     value = loads_maybe(value)
     if not isinstance(value, list):
         return []
@@ -73,6 +85,14 @@ def latest_messages(value: Any) -> list[Message]:
 
 def instruction_text(value: Any) -> str:
     """`gen_ai.system_instructions`: a list of parts, or a plain string."""
+    if isinstance(value, str) and value[:1] == "[":
+        try:
+            parts = _PARTS.validate_json(value)
+        except ValidationError:
+            pass  # the tolerant path below
+        else:  # parts in the latest schema carry `content`; OpenAI-style `text` goes below
+            if all(isinstance(p.content, str) for p in parts):
+                return "\n".join(p.content for p in parts)
     value = loads_maybe(value)
     if isinstance(value, list):
         return "\n".join(p.content for p in parts_from_content(value) if isinstance(p.content, str))

@@ -87,11 +87,17 @@ def _timestamp(ns: int) -> datetime:
 
 
 def _stringify(attrs: dict[str, Any], skip: set[str] | frozenset[str]) -> dict[str, str]:
+    """Attribute values as their JSON text (ints spelled without json.dumps: most of them)."""
     out = {}
     for key, value in attrs.items():
         if key in skip:
             continue
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if isinstance(value, str):
+            text = value
+        elif type(value) is int:
+            text = str(value)
+        else:
+            text = json.dumps(value, default=str)
         out[key] = text[:MAX_ATTRIBUTE_CHARS]
     return out
 

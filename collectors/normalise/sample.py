@@ -37,6 +37,14 @@ class Message(BaseModel):
         return "\n".join(p.content for p in self.parts if isinstance(p.content, str) and p.content)
 
 
+class WireMessage(Message):
+    """A message exactly in the latest GenAI schema (role and parts present): what the strict
+    parse of `gen_ai.*.messages` accepts; anything looser takes the tolerant path."""
+
+    role: str = Field(min_length=1)
+    parts: list[Part]
+
+
 class Sample(BaseModel):
     """One LLM call, normalised. Field names match the `samples` table columns."""
 

@@ -10,10 +10,11 @@ from watchkeeper.detectors.bias.counterfactual import (
     Scorer,
     Swapper,
     watcher_scorer,
+    watcher_scorers,
 )
 from watchkeeper.detectors.bias.disparity import GroupDisparity
 from watchkeeper.detectors.bias.lexicon import Axis, Lexicon
 from watchkeeper.detectors.result import DetectorResult
 
 __all__ = ["Axis", "CounterfactualProbe", "DetectorResult", "GroupDisparity", "Lexicon",
-           "Scorer", "Swapper", "watcher_scorer"]
+           "Scorer", "Swapper", "watcher_scorer", "watcher_scorers"]

@@ -77,15 +77,36 @@ class Swapper:
         return keep_case(match.group(0), choice)
 
 
-def watcher_scorer(watcher: Any, label: str, field: str = "completion") -> Scorer:
-    """A scorer from a watcher (`score(items) -> [{label: score}]`) for one of its labels."""
+def watcher_scorers(watcher: Any, labels: Sequence[str], field: str = "completion",
+                    ) -> dict[str, Scorer]:
+    """Scorers from a watcher (`score(items) -> [{label: score}]`), one per label, that share
+    what the watcher said: each distinct text is scored once (in `max_batch` chunks), however
+    many labels are probed, since a model costs the same for one label as for all."""
     from watchkeeper.detectors.watchers.base import Item
 
-    def score(texts: list[str]) -> list[float]:
-        items = [Item(sample_id=str(i), field=field, text=t) for i, t in enumerate(texts)]
-        return [float(s[label]) for s in watcher.score(items)]
+    said: dict[str, dict[str, float]] = {}
 
-    return score
+    def score_new(texts: list[str]) -> None:
+        new = list(dict.fromkeys(t for t in texts if t not in said))
+        step = max(1, int(getattr(watcher, "max_batch", len(new)) or len(new)))
+        for start in range(0, len(new), step):
+            chunk = new[start:start + step]
+            items = [Item(sample_id=str(i), field=field, text=t) for i, t in enumerate(chunk)]
+            said.update(zip(chunk, watcher.score(items), strict=True))
+
+    def scorer(label: str) -> Scorer:
+        def score(texts: list[str]) -> list[float]:
+            score_new(texts)
+            return [float(said[t][label]) for t in texts]
+
+        return score
+
+    return {label: scorer(label) for label in labels}
+
+
+def watcher_scorer(watcher: Any, label: str, field: str = "completion") -> Scorer:
+    """A scorer from a watcher for one of its labels."""
+    return watcher_scorers(watcher, [label], field)[label]
 
 
 class CounterfactualProbe:

@@ -7,7 +7,9 @@ from watchkeeper.detectors.watchers.base import (
     Watcher,
     WatcherLoadError,
     WatcherSpec,
+    default_thresholds,
     items_for,
 )
 
-__all__ = ["Embedder", "Item", "Watcher", "WatcherLoadError", "WatcherSpec", "items_for"]
+__all__ = ["Embedder", "Item", "Watcher", "WatcherLoadError", "WatcherSpec", "default_thresholds",
+           "items_for"]

@@ -47,6 +47,11 @@ class Item:
 
 @runtime_checkable
 class Watcher(Protocol):
+    """Optionally also `default_thresholds: dict[str, float]`: the thresholds the watcher
+    itself stands by (a trained head's, chosen at training). The service flags on them for
+    the labels its config gives no threshold. Optional, so it is not a protocol member: read
+    it through `default_thresholds(watcher)`."""
+
     name: str
     version: str
     device: str
@@ -67,6 +72,12 @@ class Embedder(Protocol):
 
     def embed(self, items: Sequence[Item]) -> list[list[float]]:
         """One vector per item, in order (unit length, so cosine similarity is a dot product)."""
+
+
+def default_thresholds(watcher: Watcher | Embedder) -> dict[str, float]:
+    """The watcher's own thresholds, empty when it has none."""
+    return {str(label): float(value)
+            for label, value in (getattr(watcher, "default_thresholds", None) or {}).items()}
 
 
 def items_for(sample: Any, field: WatchField) -> list[Item]:

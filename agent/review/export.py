@@ -1,0 +1,121 @@
+"""`watchkeeper export`: flagged samples, with their verdicts, as fine-tuning data.
+
+Formats (one line or row per flag):
+- jsonl: the flag, its latest review (or null), its status and the whole sample;
+- csv: `text` (the flagged prompt or completion) and `label` (1 = confirmed or still open,
+  i.e. the watcher's say-so; 0 = rejected), plus ids and provenance columns: ready for
+  `watchkeeper train-watcher --text-col text --label-col label`;
+- chat: OpenAI fine-tuning JSONL, {"messages": [...]} from the sample's system instructions,
+  input and output messages (text parts; roles system, user, assistant). A sample without
+  assistant text is skipped: a chat example needs one.
+
+The file is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from watchkeeper.agent.config import Settings
+from watchkeeper.agent.review.backend import RecordStream, open_reviews
+from watchkeeper.agent.review.models import Record, RecordQuery, Status
+
+CSV_COLUMNS = ("text", "label", "flag_id", "sample_id", "source", "flag_label", "field",
+               "status", "score", "ts")
+CHAT_ROLES = {"system": "system", "developer": "system", "user": "user",
+              "assistant": "assistant"}
+EXPORT_STATUS: dict[str, Status] = {"confirmed": "confirmed", "rejected": "rejected",
+                                    "flagged": "all"}
+
+
+def parse_since(text: str) -> datetime:
+    """A duration back from now (`7d`, `12h`) or an ISO date/time (UTC unless it says)."""
+    from watchkeeper.agent.schedule.jobs import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected a duration such as 7d or 12h, or an ISO "
+                         "date/time such as 2025-01-31 or 2025-01-31T12:00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def chat_example(record: Record) -> dict[str, Any] | None:
+    """{"messages": [...]} for OpenAI fine-tuning, or None without assistant text."""
+    sample = record.sample
+    messages = []
+    roles = {m.role for m in sample.input_messages}
+    if sample.system_instructions and not roles & {"system", "developer"}:
+        messages.append({"role": "system", "content": sample.system_instructions})
+    for message in (*sample.input_messages, *sample.output_messages):
+        role = CHAT_ROLES.get(message.role)
+        text = message.text()
+        if role and text:
+            messages.append({"role": role, "content": text})
+    if not messages or messages[-1]["role"] != "assistant":
+        return None
+    return {"messages": messages}
+
+
+def _jsonl(record: Record) -> dict[str, Any]:
+    return {**record.model_dump(mode="json"), "status": record.status}
+
+
+def _csv(record: Record) -> dict[str, Any]:
+    flag = record.flag
+    return {"text": record.text(), "label": 0 if record.status == "rejected" else 1,
+            "flag_id": flag.flag_id, "sample_id": flag.sample_id, "source": flag.source,
+            "flag_label": flag.label, "field": flag.field, "status": record.status,
+            "score": flag.score, "ts": flag.ts.isoformat()}
+
+
+def write(records: Iterable[Record], out: TextIO, fmt: str) -> tuple[int, int]:
+    """Write in the format; returns (written, skipped for lack of assistant text)."""
+    written = skipped = 0
+    writer = csv.DictWriter(out, CSV_COLUMNS) if fmt == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    for record in records:
+        if writer is not None:
+            writer.writerow(_csv(record))
+        else:
+            line = _jsonl(record) if fmt == "jsonl" else chat_example(record)
+            if line is None:
+                skipped += 1
+                continue
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        written += 1
+    return written, skipped
+
+
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    query = RecordQuery(source=args.source, status=EXPORT_STATUS[args.status],
+                        since=parse_since(args.since) if args.since else None)
+    out_path: Path = args.out
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(f".{out_path.name}.partial")
+    try:
+        with open_reviews(settings, args.api, args.token) as reviews, \
+                partial.open("w", newline="", encoding="utf-8") as out:
+            records = RecordStream(reviews, query)
+            written, skipped = write(records, out, args.format)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out_path)
+    notes = [f"{n} {why}" for n, why in ((records.missing, "whose sample has expired"),
+                                         (skipped, "without assistant text")) if n]
+    print(f"exported {written} {args.status} flag(s) as {args.format} to {out_path}"
+          + (f" (skipped {', '.join(notes)})" if notes else ""))
+    return 0

@@ -1,0 +1,226 @@
+"""The dashboards: what a platform or ML team looks at every day, one per question.
+
+- Overview: how much LLM traffic, how fast, how many errors and tokens, per service and model.
+- Quality & safety: what the watchers flag, how scores move, what waits in the review queue,
+  what end users say.
+- Drift & bias: every detector run, its p-value against its threshold, and the alerts.
+
+Every query reads the tables the migrations create (agent/store/migrations) and filters by the
+dashboard's service / environment / model variables; tests run each one against a real store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from grafana_foundation_sdk.builders import common, dashboard, stat, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models.common import (
+    BigValueGraphMode,
+    LegendDisplayMode,
+    LegendPlacement,
+)
+
+from watchkeeper.dashboards.clickhouse import DATASOURCE, Query
+
+TAGS = ["watchkeeper", "llm"]
+# Grafana expands a multi-value variable with singlequote into 'a','b'; "All" selects every
+# value the variable query found.
+SAMPLE_FILTER = ("service IN (${service:singlequote}) "
+                 "AND environment IN (${environment:singlequote}) "
+                 "AND request_model IN (${model:singlequote})")
+SERVICE_FILTER = "service IN (${service:singlequote})"
+Panel = Builder[models.Panel]
+
+
+def _variable(name: str, label: str, sql: str) -> dashboard.QueryVariable:
+    return (dashboard.QueryVariable(name).label(label).datasource(DATASOURCE)
+            .query(sql).refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(models.VariableSort.ALPHABETICAL_ASC).multi(True).include_all(True)
+            .current(models.VariableOption(selected=True, text="All", value="$__all")))
+
+
+def _base(uid: str, title: str, description: str, db: str) -> dashboard.Dashboard:
+    board = (dashboard.Dashboard(title).uid(uid).description(description).tags(TAGS)
+             .time("now-6h", "now").refresh("1m").timezone("browser").editable())
+    for name, label, column in (("service", "Service", "service"),
+                                ("environment", "Environment", "environment"),
+                                ("model", "Model", "request_model")):
+        board = board.with_variable(_variable(
+            name, label, f"SELECT DISTINCT {column} FROM {db}.samples WHERE $__timeFilter(ts)"))
+    return board
+
+
+def _stat(title: str, sql: str, unit: str, description: str) -> stat.Panel:
+    return (stat.Panel().title(title).description(description).datasource(DATASOURCE)
+            .with_target(Query(sql)).unit(unit).span(4).height(4)
+            .graph_mode(BigValueGraphMode.NONE))
+
+
+def _series(title: str, sql: str, unit: str, description: str, span: int = 12
+            ) -> timeseries.Panel:
+    return (timeseries.Panel().title(title).description(description).datasource(DATASOURCE)
+            .with_target(Query(sql).time_series()).unit(unit).span(span).height(8)
+            .legend(common.VizLegendOptions().show_legend(True)
+                    .display_mode(LegendDisplayMode.LIST).placement(LegendPlacement.BOTTOM)
+                    .calcs([])))
+
+
+def _table(title: str, sql: str, description: str, span: int = 24, height: int = 10
+           ) -> table.Panel:
+    return (table.Panel().title(title).description(description).datasource(DATASOURCE)
+            .with_target(Query(sql)).span(span).height(height))
+
+
+def overview(db: str) -> dashboard.Dashboard:
+    where = f"FROM {db}.samples WHERE $__timeFilter(ts) AND {SAMPLE_FILTER}"
+    panels: list[Panel] = [
+        _stat("LLM calls", f"SELECT count() AS calls {where}", "short",
+              "Captured LLM calls in the time range."),
+        _stat("Error rate", f"SELECT countIf(status = 'error') / greatest(count(), 1) {where}",
+              "percentunit", "Share of calls whose span ended in an error."),
+        _stat("Latency p95", f"SELECT quantile(0.95)(duration_ms) {where}", "ms",
+              "95th percentile of call duration."),
+        _stat("Input tokens", f"SELECT sum(input_tokens) {where}", "short",
+              "Prompt tokens reported by the provider."),
+        _stat("Output tokens", f"SELECT sum(output_tokens) {where}", "short",
+              "Completion tokens reported by the provider."),
+        _stat("Redactions", f"SELECT sum(redactions) {where}", "short",
+              "Personal data and secrets removed by the sidecar before storage."),
+        _series("Calls by service",
+                f"SELECT $__timeInterval(ts) AS time, service, count() AS calls {where} "
+                "GROUP BY time, service ORDER BY time", "short",
+                "LLM calls per interval, one series per service."),
+        _series("Latency by model (p50, p95)",
+                f"SELECT $__timeInterval(ts) AS time, request_model, "
+                f"quantile(0.5)(duration_ms) AS p50, quantile(0.95)(duration_ms) AS p95 {where} "
+                "GROUP BY time, request_model ORDER BY time", "ms",
+                "Median and 95th percentile call duration per requested model.", span=12),
+        _series("Errors by type",
+                f"SELECT $__timeInterval(ts) AS time, error_type, count() AS errors {where} "
+                "AND status = 'error' GROUP BY time, error_type ORDER BY time", "short",
+                "Failed calls per interval by error class (rate limits, upstream 5xx, …).",
+                span=12),
+        _series("Tokens by model",
+                f"SELECT $__timeInterval(ts) AS time, request_model, "
+                f"sum(input_tokens) AS input, sum(output_tokens) AS output {where} "
+                "GROUP BY time, request_model ORDER BY time", "short",
+                "Input and output tokens per interval and model.", span=12),
+        _table("Models",
+               "SELECT request_model AS model, provider, count() AS calls, "
+               "round(countIf(status = 'error') / count(), 4) AS error_rate, "
+               "round(quantile(0.5)(duration_ms)) AS p50_ms, "
+               "round(quantile(0.95)(duration_ms)) AS p95_ms, "
+               "round(avg(input_tokens)) AS avg_input_tokens, "
+               f"round(avg(output_tokens)) AS avg_output_tokens {where} "
+               "GROUP BY model, provider ORDER BY calls DESC LIMIT 100",
+               "Per requested model: volume, errors, latency and token use."),
+    ]
+    board = _base("watchkeeper-overview", "Watchkeeper · Overview",
+                  "LLM traffic captured by Watchkeeper: volume, latency, errors, tokens.", db)
+    return _with(board, panels)
+
+
+def quality(db: str) -> dashboard.Dashboard:
+    scores = f"FROM {db}.scores WHERE $__timeFilter(ts) AND {SERVICE_FILTER} AND error = ''"
+    flags = (f"FROM {db}.flags FINAL WHERE $__timeFilter(ts) AND {SERVICE_FILTER} "
+             "AND source NOT LIKE 'detector:%'")
+    panels: list[Panel] = [
+        _stat("Flagged samples", f"SELECT uniqExact(sample_id) {flags}", "short",
+              "Samples with at least one watcher score past its threshold."),
+        _stat("Open in review queue", f"SELECT count() {flags} AND status = 'open'", "short",
+              "Flags nobody has reviewed yet."),
+        _stat("Scored samples", f"SELECT uniqExact(sample_id) {scores}", "short",
+              "Samples the watchers have scored."),
+        _series("Flag rate by watcher and label",
+                f"SELECT $__timeInterval(ts) AS time, concat(watcher, ' · ', label) AS signal, "
+                f"countIf(flagged) / count() AS rate {scores} "
+                "GROUP BY time, signal ORDER BY time", "percentunit",
+                "Share of scored samples flagged, per watcher label.", span=12),
+        _series("Mean score by watcher and label",
+                f"SELECT $__timeInterval(ts) AS time, concat(watcher, ' · ', label) AS signal, "
+                f"avg(score) AS score {scores} GROUP BY time, signal ORDER BY time", "short",
+                "Average watcher score per interval: a slow rise is drift in what the model "
+                "says.", span=12),
+        _series("Watcher latency p95",
+                f"SELECT $__timeInterval(ts) AS time, watcher, "
+                f"quantile(0.95)(latency_ms) AS p95 {scores} GROUP BY time, watcher ORDER BY time",
+                "ms", "Time a watcher spends per sample (its batch time divided by batch size).",
+                span=12),
+        _series("End-user feedback",
+                f"SELECT $__timeInterval(ts) AS time, if(thumbs = '', 'score only', thumbs) "
+                f"AS verdict, count() AS votes FROM {db}.user_feedback "
+                f"WHERE $__timeFilter(ts) AND {SERVICE_FILTER} "
+                "GROUP BY time, verdict ORDER BY time", "short",
+                "Thumbs up / down and scores sent with the SDK's feedback().", span=12),
+        _table("Review queue",
+               "SELECT f.ts AS time, f.service AS service, f.source AS watcher, "
+               "f.label AS label, round(f.score, 3) AS score, f.status AS status, "
+               "f.reason AS reason, left(s.prompt_text, 200) AS prompt, "
+               "left(s.completion_text, 200) AS completion, toString(f.flag_id) AS flag_id "
+               f"FROM {db}.flags AS f FINAL LEFT JOIN {db}.samples AS s "
+               "ON s.sample_id = f.sample_id "
+               "WHERE $__timeFilter(f.ts) AND f.service IN (${service:singlequote}) "
+               "AND f.source NOT LIKE 'detector:%' ORDER BY f.ts DESC LIMIT 200",
+               "The latest flags with the text that raised them. Review with "
+               "`watchkeeper review`.", height=12),
+    ]
+    board = _base("watchkeeper-quality", "Watchkeeper · Quality & safety",
+                  "Watcher scores, flags, the review queue and end-user feedback.", db)
+    return _with(board, panels)
+
+
+def drift(db: str) -> dashboard.Dashboard:
+    runs = f"FROM {db}.detector_runs WHERE $__timeFilter(window_end)"
+    panels: list[Panel] = [
+        _stat("Detector runs", f"SELECT count() {runs}", "short",
+              "Runs of the scheduled drift and bias jobs in the time range."),
+        _stat("Alerting runs", f"SELECT countIf(alert) {runs}", "short",
+              "Runs whose test rejected 'nothing changed' after correction."),
+        _stat("Jobs", f"SELECT uniqExact(job) {runs}", "short", "Distinct scheduled jobs."),
+        _series("p-value by job and scope",
+                "SELECT window_end AS time, concat(job, ' · ', scope) AS series, "
+                f"p_value {runs} AND p_value IS NOT NULL ORDER BY time", "short",
+                "Each run's p-value; below the job's threshold (alpha after correction) is an "
+                "alert.", span=12),
+        _series("Effect size by job and scope",
+                "SELECT window_end AS time, concat(job, ' · ', scope) AS series, "
+                f"effect_size {runs} AND effect_size IS NOT NULL ORDER BY time", "short",
+                "How large the change is (MMD², AUC - 0.5, PSI, score gap …), whatever its "
+                "significance.", span=12),
+        _table("Alerts",
+               "SELECT window_end AS time, job, detector, scope, round(statistic, 5) AS "
+               "statistic, p_value, threshold, round(effect_size, 5) AS effect_size, "
+               f"n_reference, n_current, left(details, 300) AS details {runs} AND alert "
+               "ORDER BY time DESC LIMIT 200",
+               "Runs that raised an alert; each also sits in the review queue as a flag."),
+        _table("Latest run per job and scope",
+               "SELECT job, detector, scope, max(window_end) AS last_window, "
+               "argMax(p_value, window_end) AS p_value, argMax(alert, window_end) AS alert, "
+               f"argMax(n_current, window_end) AS n_current {runs} "
+               "GROUP BY job, detector, scope ORDER BY job, scope",
+               "Where every job stands now.", height=8),
+    ]
+    board = _base("watchkeeper-drift", "Watchkeeper · Drift & bias",
+                  "Scheduled drift and bias detector runs and their alerts.", db)
+    return _with(board, panels)
+
+
+def _with(board: dashboard.Dashboard, panels: list[Panel]) -> dashboard.Dashboard:
+    for panel in panels:
+        board = board.with_panel(panel)
+    return board
+
+
+DASHBOARDS: dict[str, Callable[[str], dashboard.Dashboard]] = {
+    "overview": overview, "quality": quality, "drift": drift}
+
+
+def build_all(database: str) -> dict[str, dict[str, Any]]:
+    """name → dashboard JSON (the model Grafana imports) as plain data, for a database name."""
+    return {name: json.loads(json.dumps(make(database).build(), cls=JSONEncoder))
+            for name, make in DASHBOARDS.items()}

@@ -1,0 +1,218 @@
+"""Dashboards as code: every panel's SQL runs against a real store holding known rows, the
+expansion matches the ClickHouse plugin's, the provisioning files hold no secret, and the
+publisher speaks Grafana's HTTP API through grafana-client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+
+from helpers import CLI, JsonHandler
+from watchkeeper.agent.config import StoreConfig
+from watchkeeper.agent.store import rows
+from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.migrate import migrate
+from watchkeeper.collectors.normalise import Message, Part, Sample
+from watchkeeper.collectors.normalise.sample import sample_id_for
+from watchkeeper.dashboards.check import check
+from watchkeeper.dashboards.definitions import build_all
+from watchkeeper.dashboards.expand import TimeRange, expand
+from watchkeeper.dashboards.provisioning import PASSWORD_ENV, export
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+RANGE = TimeRange(NOW - timedelta(hours=3), NOW + timedelta(minutes=1), interval_s=600)
+
+
+def _sample(i: int, service: str, *, error: bool = False) -> Sample:
+    return Sample(sample_id=sample_id_for("t", str(i)), trace_id="t", span_id=str(i),
+                  ts=NOW - timedelta(minutes=5 * i), duration_ms=100.0 + i, service=service,
+                  environment="prod", provider="openai", request_model="gpt-x",
+                  status="error" if error else "ok",
+                  error_type="RateLimitError" if error else "",
+                  input_messages=[Message(role="user", parts=[Part(content=f"question {i}")])],
+                  prompt_text=f"question {i}", completion_text=f"answer {i}",
+                  input_tokens=10, output_tokens=20, redactions=i % 2)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    handle = Store(f"chdb://{tmp_path / 'clickhouse'}", StoreConfig())
+    migrate(handle)
+    samples = [_sample(i, "chat" if i % 3 else "search", error=i % 10 == 0) for i in range(30)]
+    handle.insert("samples", [rows.sample_row(s) for s in samples], rows.SAMPLE_COLUMNS)
+    handle.insert("scores", [[s.sample_id, s.ts, s.service, "tox", "1", "completion", "toxic",
+                              0.9 if n < 4 else 0.1, n < 4, 0.5, 3.0, ""]
+                             for n, s in enumerate(samples)],
+                  ("sample_id", "ts", "service", "watcher", "version", "field", "label", "score",
+                   "flagged", "threshold", "latency_ms", "error"))
+    handle.insert("flags", [[uuid.uuid4(), s.sample_id, s.ts, s.service, "watcher:tox",
+                             "toxic 0.90 ≥ 0.50", "toxic", 0.9] for s in samples[:4]],
+                  ("flag_id", "sample_id", "ts", "service", "source", "reason", "label",
+                   "score"))
+    handle.insert("user_feedback", [["t", "1", NOW, None, "down", "rude", "", "chat"]],
+                  rows.FEEDBACK_COLUMNS)
+    handle.insert("detector_runs",
+                  [[uuid.uuid4(), "prompt-drift", "mmd", "service=chat",
+                    NOW - timedelta(hours=1), NOW, NOW - timedelta(hours=2),
+                    NOW - timedelta(hours=1), 0.02, 0.001, 0.05, 0.02, True, 200, 180, "{}"]],
+                  ("run_id", "job", "detector", "scope", "window_start", "window_end",
+                   "reference_start", "reference_end", "statistic", "p_value", "threshold",
+                   "effect_size", "alert", "n_reference", "n_current", "details"))
+    yield handle
+    handle.close()
+
+
+def _run(store: Store) -> Any:
+    def run(sql: str) -> tuple[list[str], list[list[Any]]]:
+        result = store.query_readonly(sql)
+        return result.columns, [list(r) for r in result.rows]
+    return run
+
+
+def test_expansion_matches_the_plugin() -> None:
+    start, end = RANGE.seconds()
+    sql = expand("SELECT $__timeInterval(ts) AS t FROM x WHERE $__timeFilter(ts) "
+                 "AND service IN (${service:singlequote}) AND n < $__interval_s",
+                 RANGE, {"service": ["a", "o'b"]})
+    assert sql == (f"SELECT toStartOfInterval(toDateTime(ts), INTERVAL 600 second) AS t FROM x "
+                   f"WHERE ts >= toDateTime({start}) AND ts <= toDateTime({end}) "
+                   "AND service IN ('a','o\\'b') AND n < 600")
+    assert "IN ('')" in expand("IN (${service:singlequote})", RANGE, {"service": []})
+    with pytest.raises(KeyError, match="unknown dashboard variable"):
+        expand("${nope}", RANGE, {})
+
+
+def test_every_panel_runs_against_the_schema(store: Store) -> None:
+    results = check("watchkeeper", _run(store), RANGE)
+    failures = [r for r in results if r.error]
+    assert not failures, failures
+    by_panel = {(r.dashboard, r.panel): r.rows for r in results}
+    assert len(by_panel) == len(results) >= 20
+    assert by_panel[("quality", "Review queue")] == 4
+    assert by_panel[("drift", "Alerts")] == 1
+
+
+def test_panels_compute_what_they_say(store: Store) -> None:
+    run = _run(store)
+    boards = build_all("watchkeeper")
+
+    def value(board: str, title: str) -> Any:
+        panel = next(p for p in boards[board]["panels"] if p["title"] == title)
+        values = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x"]}
+        _, result = run(expand(panel["targets"][0]["rawSql"], RANGE, values))
+        return result
+
+    assert value("overview", "LLM calls") == [[30]]
+    assert value("overview", "Error rate")[0][0] == pytest.approx(3 / 30)
+    assert value("overview", "Redactions") == [[15]]
+    assert value("quality", "Flagged samples") == [[4]]
+    queue = value("quality", "Review queue")
+    assert {row[7] for row in queue} == {f"question {i}" for i in range(4)}  # prompt joined
+    only_search = expand("SELECT count() FROM watchkeeper.samples WHERE "
+                         "service IN (${service:singlequote})", RANGE, {"service": ["search"]})
+    assert run(only_search)[1] == [[10]]
+
+
+def test_export_writes_provisioning_without_secrets(tmp_path: Path) -> None:
+    written = export(tmp_path, database="wk", clickhouse_url="https://ch.internal:8443",
+                     username="grafana")
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in written)
+    assert names == ["dashboards/watchkeeper-drift.json", "dashboards/watchkeeper-overview.json",
+                     "dashboards/watchkeeper-quality.json",
+                     "provisioning/dashboards/watchkeeper.yaml",
+                     "provisioning/datasources/watchkeeper.yaml"]
+    overview = json.loads((tmp_path / "dashboards/watchkeeper-overview.json").read_text())
+    assert overview["uid"] == "watchkeeper-overview"
+    assert all("wk.samples" in p["targets"][0]["rawSql"] for p in overview["panels"])
+    source = yaml.safe_load((tmp_path / "provisioning/datasources/watchkeeper.yaml").read_text())
+    entry = source["datasources"][0]
+    assert entry["type"] == "grafana-clickhouse-datasource"
+    assert entry["jsonData"]["host"] == "ch.internal" and entry["jsonData"]["secure"] is True
+    assert entry["secureJsonData"]["password"] == f"$__env{{{PASSWORD_ENV}}}"
+
+
+def test_helm_chart_ships_the_generated_dashboards() -> None:
+    """The chart's ConfigMap reads helm/watchkeeper/dashboards/*.json: regenerate them with
+    `watchkeeper dashboards export --dashboards-only --out helm/watchkeeper` after a change."""
+    from watchkeeper.dashboards.provisioning import dashboard_json
+
+    chart = Path(__file__).resolve().parent.parent / "helm" / "watchkeeper" / "dashboards"
+    for name, board in build_all("watchkeeper").items():
+        shipped = chart / f"watchkeeper-{name}.json"
+        assert shipped.is_file(), f"{shipped} missing"
+        assert shipped.read_text() == dashboard_json(board), f"{shipped} is stale"
+
+
+class _Grafana(JsonHandler):
+    """Records what the client sends; answers the way Grafana's API documents."""
+
+    calls: ClassVar[list[tuple[str, str, str, Any]]] = []
+    folders: ClassVar[set[str]] = set()
+
+    def do_GET(self) -> None:
+        self.calls.append(("GET", self.path, self.headers["Authorization"], None))
+        uid = self.path.rsplit("/", 1)[-1]
+        if uid in self.folders:
+            self.send_json(200, {"uid": uid, "title": "Watchkeeper"})
+        else:
+            self.send_json(404, {"message": "folder not found"})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.calls.append(("POST", self.path, self.headers["Authorization"], body))
+        if self.path == "/api/folders":
+            self.folders.add(body["uid"])
+            self.send_json(200, {"uid": body["uid"], "title": body["title"]})
+        else:
+            uid = body["dashboard"]["uid"]
+            self.send_json(200, {"uid": uid, "status": "success", "version": 1,
+                              "url": f"/d/{uid}"})
+
+
+def test_push_through_grafana_http_api(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Grafana)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = tmp_path / "token"
+    token.write_text("glsa_secret\n")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for _ in range(2):  # the second push finds the folder and overwrites
+            done = subprocess.run([*CLI, "dashboards", "push", "--grafana-url", url,
+                                   "--token-file", str(token)],
+                                  capture_output=True, text=True, timeout=120, check=False)
+            assert done.returncode == 0, done.stderr
+            assert "glsa_secret" not in done.stdout + done.stderr
+    finally:
+        server.shutdown()
+    posts = [c for c in _Grafana.calls if c[0] == "POST"]
+    assert [c[1] for c in posts].count("/api/folders") == 1
+    boards = [c[3] for c in posts if c[1] == "/api/dashboards/db"]
+    assert len(boards) == 6
+    assert {b["dashboard"]["uid"] for b in boards} == {
+        "watchkeeper-overview", "watchkeeper-quality", "watchkeeper-drift"}
+    assert all(b["overwrite"] and b["folderUid"] == "watchkeeper" for b in boards)
+    assert {c[2] for c in _Grafana.calls} == {"Bearer glsa_secret"}
+
+
+def test_report_renders_every_dashboard(store: Store) -> None:
+    from watchkeeper.dashboards.report import render
+
+    seen: list[str] = []
+    page = render("watchkeeper", _run(store), RANGE, progress=seen.append)
+    assert len(seen) == sum(len(b["panels"]) for b in build_all("watchkeeper").values())
+    assert page.count("<h2>") == 3
+    series = [p for b in build_all("watchkeeper").values() for p in b["panels"]
+              if p["type"] == "timeseries"]
+    assert page.count("data:image/png;base64,") == len(series) >= 9  # every one drawn
+    assert "<b>30</b>" in page  # LLM calls
+    assert "question 0" in page  # the review queue's prompt excerpt
