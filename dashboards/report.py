@@ -59,7 +59,8 @@ def _series(columns: list[str], rows: list[list[Any]]
     return dict(lines)
 
 
-def _plot(title: str, unit: str, columns: list[str], rows: list[list[Any]]) -> str:
+def _plot(title: str, unit: str, columns: list[str], rows: list[list[Any]],
+          time_range: TimeRange) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,6 +72,7 @@ def _plot(title: str, unit: str, columns: list[str], rows: list[list[Any]]) -> s
         x = date2num(times)  # type: ignore[no-untyped-call]
         axes.plot(x, values, marker=".", linewidth=1.2, label=label)
     axes.xaxis_date()
+    axes.set_xlim(date2num([time_range.start, time_range.end]))  # type: ignore[no-untyped-call]
     axes.set_title(title, fontsize=10)
     axes.set_ylabel({"ms": "ms", "percentunit": "share"}.get(unit, ""))
     axes.grid(alpha=0.3)
@@ -114,7 +116,7 @@ def render(database: str, run: Run, time_range: TimeRange,
                 stats.append(f'<div class="stat"><span class="muted">{title}</span>'
                              f"<b>{html.escape(_number(value, unit))}</b></div>")
             elif panel["type"] == "timeseries":
-                parts.append(_plot(panel["title"], unit, columns, rows))
+                parts.append(_plot(panel["title"], unit, columns, rows, time_range))
             else:
                 parts.append(f"<h3>{title}</h3>{_table(columns, rows)}")
         sections.append(f"<h2>{html.escape(board['title'])}</h2>"
