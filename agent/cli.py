@@ -250,9 +250,9 @@ def parser() -> argparse.ArgumentParser:
                         default="confirmed", help="flagged = every flag, reviewed or not")
     export.add_argument("--source", help="e.g. watcher:toxic")
     export.add_argument("--since", help="a duration back from now (7d) or an ISO date/time")
-    export.add_argument("--format", choices=("jsonl", "csv", "chat"), default="jsonl",
-                        help="chat = OpenAI fine-tuning JSONL; csv = text,label for "
-                             "train-watcher")
+    export.add_argument("--format", choices=("jsonl", "csv", "chat", "parquet"),
+                        default="jsonl", help="chat = OpenAI fine-tuning JSONL; csv = "
+                        "text,label for train-watcher; parquet = the csv columns + messages")
     _reaches_store(export)
     export.set_defaults(func=cmd_export)
 

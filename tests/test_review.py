@@ -129,6 +129,17 @@ def test_review_through_the_api_then_directly_and_export(tmp_path: Path) -> None
                          {"role": "user", "content": CALLS["leak"][0]},
                          {"role": "assistant", "content": CALLS["leak"][1]}]} in examples
 
+    dataset = tmp_path / "flags.parquet"
+    wk("export", "--out", str(dataset), "--status", "flagged", "--format", "parquet",
+       "--data-dir", str(data_dir))
+    import pyarrow.parquet as pq
+
+    parquet = {r["flag_label"]: r for r in pq.read_table(dataset).to_pylist()}
+    assert sorted(parquet) == ["empty", "pii", "refusal"]
+    assert (parquet["refusal"]["label"], parquet["pii"]["label"]) == (0, 1)
+    assert parquet["pii"]["messages"][-1] == {"role": "assistant", "content": CALLS["leak"][1]}
+    assert parquet["empty"]["messages"] == []
+
     confirmed_only = tmp_path / "confirmed.jsonl"
     wk("export", "--out", str(confirmed_only), "--data-dir", str(data_dir), "--since", "1d")
     lines = confirmed_only.read_text().splitlines()

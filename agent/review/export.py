@@ -8,6 +8,8 @@ Formats (one line or row per flag):
 - chat: OpenAI fine-tuning JSONL, {"messages": [...]} from the sample's system instructions,
   input and output messages (text parts; roles system, user, assistant). A sample without
   assistant text is skipped: a chat example needs one.
+- parquet: the csv columns plus `messages` (the chat example's list of {role, content}, empty
+  without assistant text), typed, for dataset tooling (pandas, Hugging Face datasets, Spark).
 
 The file is written under a temporary name and renamed when complete.
 """
@@ -99,6 +101,25 @@ def write(records: Iterable[Record], out: TextIO, fmt: str) -> tuple[int, int]:
     return written, skipped
 
 
+def write_parquet(records: Iterable[Record], path: Path) -> tuple[int, int]:
+    """One table, written at the end (a fine-tuning set fits in memory); returns (written, 0)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text_columns = [c for c in CSV_COLUMNS if c not in ("label", "score")]
+    rows = []
+    for record in records:
+        row = _csv(record)
+        example = chat_example(record)
+        rows.append({**row, **{c: str(row[c]) for c in text_columns},
+                     "messages": example["messages"] if example else []})
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    schema = pa.schema([*((c, pa.string()) for c in text_columns), ("label", pa.int8()),
+                        ("score", pa.float32()), ("messages", pa.list_(message))])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path, compression="zstd")
+    return len(rows), 0
+
+
 def export(settings: Settings, args: argparse.Namespace) -> int:
     query = RecordQuery(source=args.source, status=EXPORT_STATUS[args.status],
                         since=parse_since(args.since) if args.since else None)
@@ -106,10 +127,13 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.name}.partial")
     try:
-        with open_reviews(settings, args.api, args.token) as reviews, \
-                partial.open("w", newline="", encoding="utf-8") as out:
+        with open_reviews(settings, args.api, args.token) as reviews:
             records = RecordStream(reviews, query)
-            written, skipped = write(records, out, args.format)
+            if args.format == "parquet":
+                written, skipped = write_parquet(records, partial)
+            else:
+                with partial.open("w", newline="", encoding="utf-8") as out:
+                    written, skipped = write(records, out, args.format)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
