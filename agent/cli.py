@@ -130,7 +130,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     return run(args, _settings(args, **{"store.url": getattr(args, "store_url", None)}))
 
 
-def _reaches_store(command: argparse.ArgumentParser) -> None:
+def reaches_store(command: argparse.ArgumentParser) -> None:
     """Options of a command that reads or writes the store beside a running agent."""
     command.add_argument("--data-dir", type=Path)
     command.add_argument("--store-url")
@@ -213,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
                              help="label values that count as positive, comma-separated "
                                   "(e.g. --positive 0,1 for Davidson's class); others are 0")
     evaluate.add_argument("--data-dir", type=Path)
-    _reaches_store(train)
+    reaches_store(train)
     train.add_argument("--name", required=True, help="the watcher's name")
     train.add_argument("--from-reviews", action="store_true",
                        help="also learn from reviewed flags: confirmed = 1, rejected = 0")
@@ -235,13 +235,13 @@ def parser() -> argparse.ArgumentParser:
                          default="open")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--format", choices=("table", "json"), default="table")
-    _reaches_store(listing)
+    reaches_store(listing)
     for action in ("confirm", "reject"):
         verdict = actions.add_parser(action, help=f"{action} flags (the latest verdict wins)")
         verdict.add_argument("flag_ids", nargs="+", metavar="FLAG_ID")
         verdict.add_argument("--reviewer", help="default: the current user")
         verdict.add_argument("--note")
-        _reaches_store(verdict)
+        reaches_store(verdict)
     review.set_defaults(func=cmd_review)
 
     export = sub.add_parser("export", help="flagged samples as fine-tuning data")
@@ -253,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("jsonl", "csv", "chat", "parquet"),
                         default="jsonl", help="chat = OpenAI fine-tuning JSONL; csv = "
                         "text,label for train-watcher; parquet = the csv columns + messages")
-    _reaches_store(export)
+    reaches_store(export)
     export.set_defaults(func=cmd_export)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
@@ -263,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser("query", help="read-only SQL over the store")
     query.add_argument("sql")
-    _reaches_store(query)
+    reaches_store(query)
     query.add_argument("--format", choices=("table", "json"), default="table")
     query.set_defaults(func=cmd_query)
 

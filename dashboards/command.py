@@ -15,10 +15,9 @@ TOKEN_ENV = "GRAFANA_TOKEN"
 
 
 def _reads_store(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--data-dir", type=Path)
-    command.add_argument("--store-url")
-    command.add_argument("--api", help="URL of a running agent's API")
-    command.add_argument("--token", help="API token (or WATCHKEEPER_API__TOKEN)")
+    from watchkeeper.agent.cli import reaches_store
+
+    reaches_store(command)
     command.add_argument("--hours", type=float, default=24, help="time range, ending now")
 
 
