@@ -11,8 +11,9 @@ is timed until every sample is stored and committed (join_window_s=0, other inge
 at their defaults). The row count in `samples` is checked afterwards.
 
 A further run wraps the stages in timers for the breakdown (decode = protobuf parse, span
-views and the joiner; normalise = to_sample; rows = sample_row; insert = Store.insert; the
-rest is mostly the JSON of each sample for wk.samples, publishing and committing).
+views and the joiner; normalise = to_sample; rows = json_rows, the JSON line of each sample,
+which is both its row and its wk.samples message; insert = Store.insert_json; the rest is
+mostly publishing and committing).
 `--profile` also writes a cProfile of one run to bench/out/ingest_throughput.pstats.
 """
 
@@ -113,8 +114,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             stages = Stages()
             service._take = stages.wrap("decode", service._take)  # type: ignore[method-assign]
             ingest_service.to_sample = stages.wrap("normalise", ingest_service.to_sample)
-            rows.sample_row = stages.wrap("rows", rows.sample_row)
-            store.insert = stages.wrap("insert", store.insert)  # type: ignore[method-assign]
+            rows.json_rows = stages.wrap("rows", rows.json_rows)
+            store.insert_json = stages.wrap("insert", store.insert_json)  # type: ignore[method-assign]
         setup_s = time.perf_counter() - started
         profiler = None
         if args.profile_to:

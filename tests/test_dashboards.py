@@ -23,7 +23,7 @@ from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
 from watchkeeper.collectors.normalise import Message, Part, Sample
-from watchkeeper.collectors.normalise.sample import sample_id_for
+from watchkeeper.collectors.normalise.sample import Feedback, sample_id_for
 from watchkeeper.dashboards.check import check
 from watchkeeper.dashboards.definitions import build_all
 from watchkeeper.dashboards.expand import TimeRange, expand
@@ -49,7 +49,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     handle = Store(f"chdb://{tmp_path / 'clickhouse'}", StoreConfig())
     migrate(handle)
     samples = [_sample(i, "chat" if i % 3 else "search", error=i % 10 == 0) for i in range(30)]
-    handle.insert("samples", [rows.sample_row(s) for s in samples], rows.SAMPLE_COLUMNS)
+    handle.insert_json("samples", rows.json_rows(samples))
     handle.insert("scores", [[s.sample_id, s.ts, s.service, "tox", "1", "completion", "toxic",
                               0.9 if n < 4 else 0.1, n < 4, 0.5, 3.0, ""]
                              for n, s in enumerate(samples)],
@@ -59,8 +59,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
                              "toxic 0.90 ≥ 0.50", "toxic", 0.9] for s in samples[:4]],
                   ("flag_id", "sample_id", "ts", "service", "source", "reason", "label",
                    "score"))
-    handle.insert("user_feedback", [["t", "1", NOW, None, "down", "rude", "", "chat"]],
-                  rows.FEEDBACK_COLUMNS)
+    handle.insert_json("user_feedback", rows.json_rows([
+        Feedback(trace_id="t", span_id="1", ts=NOW, thumbs="down", comment="rude",
+                 service="chat")]))
     handle.insert("detector_runs",
                   [[uuid.uuid4(), "prompt-drift", "mmd", "service=chat",
                     NOW - timedelta(hours=1), NOW, NOW - timedelta(hours=2),

@@ -49,10 +49,10 @@ def _fill(store: Store, start: datetime, vectors: np.ndarray, prompt_words: int,
         sample = Sample(sample_id=sample_id_for(tag, str(i)), trace_id=tag, span_id=str(i), ts=ts,
                         service="bot", request_model="m", prompt_text="word " * prompt_words,
                         completion_text="ok", status="ok", finish_reasons=["stop"])
-        samples.append(rows.sample_row(sample))
+        samples.append(sample)
         embedded.append([sample.sample_id, ts, "bot", "minilm", "prompt",
                          (vector / np.linalg.norm(vector)).tolist()])
-    store.insert("samples", samples, rows.SAMPLE_COLUMNS)
+    store.insert_json("samples", rows.json_rows(samples))
     store.insert("embeddings", embedded, ("sample_id", "ts", "service", "model", "field",
                                           "vector"))
 
@@ -152,12 +152,12 @@ def _seed(store: Store, calls: list[tuple[str, str]]) -> None:
                         ts=NOW - timedelta(minutes=50, seconds=-i), service="bot",
                         request_model="m", prompt_text=prompt, completion_text=completion,
                         status="ok", finish_reasons=["stop"])
-        samples.append(rows.sample_row(sample))
+        samples.append(sample)
         [item] = items_for(sample, QUALITY.field)
         for label, value in quality.score([item])[0].items():
             scores.append([sample.sample_id, sample.ts, "bot", "quality", quality.version,
                            item.field, label, value, False, None, 0.1, ""])
-    store.insert("samples", samples, rows.SAMPLE_COLUMNS)
+    store.insert_json("samples", rows.json_rows(samples))
     store.insert("scores", scores, SCORE_COLUMNS)
 
 

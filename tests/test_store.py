@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
 from watchkeeper.agent.config import StoreConfig
 from watchkeeper.agent.store import rows
@@ -56,11 +57,11 @@ def test_cluster_rendering() -> None:
 
 
 def test_sample_round_trip_and_duplicates_fold(store: Store) -> None:
-    batch = [rows.sample_row(_sample("a" * 16)), rows.sample_row(_sample("b" * 16))]
-    store.insert("samples", batch, rows.SAMPLE_COLUMNS, dedup_token="range-0-1")
-    store.insert("samples", batch, rows.SAMPLE_COLUMNS, dedup_token="range-0-1")  # replay
-    assert store.query("SELECT count() FROM watchkeeper.samples").rows == [(2,)]
-    store.insert("samples", [rows.sample_row(_sample("a" * 16, "again"))], rows.SAMPLE_COLUMNS)
+    batch = rows.json_rows([_sample("a" * 16), _sample("b" * 16)])
+    store.insert_json("samples", batch)
+    store.insert_json("samples", batch)  # a replay: ReplacingMergeTree folds the copies
+    store.insert_json("samples", rows.json_rows([_sample("a" * 16, "again")]))
+    assert store.query("SELECT count() FROM watchkeeper.samples FINAL").rows == [(2,)]
     final = store.query("SELECT span_id, prompt_text, input_messages, finish_reasons, attributes "
                         "FROM watchkeeper.samples FINAL ORDER BY span_id").rows
     assert [r[0] for r in final] == ["a" * 16, "b" * 16]
@@ -68,6 +69,28 @@ def test_sample_round_trip_and_duplicates_fold(store: Store) -> None:
     hi = {"role": "user", "parts": [{"type": "text", "content": "hi"}]}
     assert json.loads(final[1][2]) == [hi]
     assert final[1][3] == ["stop"] and final[1][4] == {"k": "v"}
+
+
+def test_json_rows_store_every_field_as_given(store: Store) -> None:
+    """The JSON row is the sample: each column reads back equal to the model's field."""
+    text = 'Grüße, "quoted" \\ back\\slash, tab\t, emoji 🙂, [not, json'
+    call = Part(type="tool_call", content=None, id="c1", name="lookup", arguments={"q": text})
+    sample = _sample("d" * 16, text).model_copy(update={
+        "ts": datetime.now(UTC).replace(microsecond=123456), "duration_ms": 12.25,
+        "status": "error", "error_type": "RateLimitError", "input_tokens": 7,
+        "output_messages": [Message(role="assistant", parts=[call], finish_reason="tool_calls")],
+        "attributes": {"k": text, "n": "3"}, "redactions": 2, "source": "genai_latest"})
+    store.insert_json("samples", rows.json_rows([sample]))
+    result = store.query(f"SELECT {', '.join(rows.SAMPLE_COLUMNS)} FROM watchkeeper.samples")
+    stored = dict(zip(result.columns, result.rows[0], strict=True))
+    expected = sample.model_dump()
+    messages = TypeAdapter(list[Message])
+    for side in ("input_messages", "output_messages"):
+        assert messages.validate_json(stored.pop(side)) == getattr(sample, side)
+        expected.pop(side)
+    assert stored.pop("ts").replace(tzinfo=UTC) == expected.pop("ts")
+    assert stored == expected
+    assert stored["output_tokens"] is None  # left out of the JSON: the column's NULL
 
 
 @pytest.mark.parametrize("sql", [
@@ -83,7 +106,7 @@ def test_user_sql_is_read_only(store: Store, sql: str) -> None:
 
 
 def test_user_sql_reads_and_binds_parameters(store: Store) -> None:
-    store.insert("samples", [rows.sample_row(_sample("c" * 16))], rows.SAMPLE_COLUMNS)
+    store.insert_json("samples", rows.json_rows([_sample("c" * 16)]))
     result = store.query_readonly("SELECT span_id FROM samples WHERE service = {s:String}",
                                   {"s": "svc"})
     assert result.rows == [("c" * 16,)]

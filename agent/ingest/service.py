@@ -80,8 +80,8 @@ class _Batch:
     samples: dict[str, Sample] = field(default_factory=dict)
     partition_of: dict[str, TopicPartition] = field(default_factory=dict)
     maybe_stored: set[str] = field(default_factory=set)  # sample ids from a replayed stretch
-    spans: list[list[object]] = field(default_factory=list)
-    feedback: list[list[object]] = field(default_factory=list)
+    spans: list[bytes] = field(default_factory=list)  # JSON rows (rows.json_row)
+    feedback: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples) + len(self.spans) + len(self.feedback)
@@ -170,11 +170,11 @@ class IngestService:
             trace_request = ExportTraceServiceRequest.FromString(record.value)
             for span in otlp.spans(trace_request):
                 if is_feedback(span):
-                    self._batch.feedback.append(rows.feedback_row(to_feedback(span, self.options)))
+                    self._batch.feedback.append(rows.json_row(to_feedback(span, self.options)))
                 elif is_llm_call(span):
                     self.joiner.add_span(span, ref, now)
                 else:
-                    self._batch.spans.append(rows.span_row(to_span_record(span)))
+                    self._batch.spans.append(rows.json_row(to_span_record(span)))
         except Exception as exc:
             self._dead_letter(record, exc)
 
@@ -224,13 +224,13 @@ class IngestService:
         for key in self._already_stored(batch):
             del batch.samples[key]
             batch.maybe_stored.discard(key)
-        self._insert("samples", [rows.sample_row(s) for s in batch.samples.values()],
-                     rows.SAMPLE_COLUMNS)
-        self._insert("spans", batch.spans, rows.SPAN_COLUMNS)
-        self._insert("user_feedback", batch.feedback, rows.FEEDBACK_COLUMNS)
-        deliveries = [self.bus.publish(TOPIC_SAMPLES, sample.model_dump_json().encode(),
-                                       key=sample.trace_id.encode())
-                      for sample in batch.samples.values()]
+        samples = list(batch.samples.values())
+        lines = rows.json_rows(samples)  # the table's rows and wk.samples' messages alike
+        self._insert("samples", lines)
+        self._insert("spans", batch.spans)
+        self._insert("user_feedback", batch.feedback)
+        deliveries = [self.bus.publish(TOPIC_SAMPLES, line, key=sample.trace_id.encode())
+                      for sample, line in zip(samples, lines, strict=True)]
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)
 
@@ -247,11 +247,11 @@ class IngestService:
                         "hi": max(s.ts for s in candidates)})
         return {row[0] for row in found.rows}
 
-    def _insert(self, table: str, data: list[list[object]], columns: tuple[str, ...]) -> None:
+    def _insert(self, table: str, data: list[bytes]) -> None:
         if not data:
             return
         started = time.perf_counter()
-        self.store.insert(table, data, columns)
+        self.store.insert_json(table, data)
         metrics.INGEST_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INGEST_ROWS.labels(table).inc(len(data))
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -28,6 +28,11 @@ OUTSIDE = re.compile(
     r"deltaLake|iceberg|hudi|fileCluster|urlCluster)\s*\(",
     re.IGNORECASE,
 )
+
+# How ClickHouse reads JSON rows (Store.insert_json): ISO 8601 timestamps as pydantic writes
+# them, and JSON arrays in String columns (a sample's message lists) kept as their JSON text.
+JSON_INPUT_SETTINGS = {"date_time_input_format": "best_effort",
+                       "input_format_json_read_arrays_as_strings": 1}
 
 
 class ReadOnlyViolation(ValueError):
@@ -51,8 +56,9 @@ def connect(url: str, config: StoreConfig) -> Client:
         secure=parts.scheme == "https",
         verify=config.verify_tls,
         ca_cert=str(config.ca_cert) if config.ca_cert else None,
-        username=parts.username or config.username,
-        password=parts.password or password,
+        # userinfo in a URL is percent-encoded (a password may hold ':', '@', '/', '%')
+        username=unquote(parts.username or "") or config.username,
+        password=unquote(parts.password or "") or password,
     )
 
 
@@ -96,15 +102,29 @@ class Store:
                                         settings=settings)
         return Result(list(result.column_names), [tuple(r) for r in result.result_rows])
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
-               dedup_token: str | None = None) -> None:
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if not rows:
             return
-        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         with self._lock:
-            self._client.insert(f"{self.database}.{table}", rows, column_names=list(columns),
-                                settings=settings)
+            self._client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
+
+    def insert_json(self, table: str, lines: Sequence[bytes]) -> None:
+        """Rows as JSON objects, one per line (see rows.py for how they are written)."""
+        if not lines:
+            return
+        with self._lock:
+            self._client.raw_insert(f"{self.database}.{table}", None, b"\n".join(lines),
+                                    settings=JSON_INPUT_SETTINGS, fmt="JSONEachRow")
 
     def close(self) -> None:
         with self._lock:
-            self._client.close()
+            try:
+                self._client.close()
+            except AttributeError:
+                # grafana-client's niquests brings urllib3-future, which replaces urllib3; its
+                # PoolManager has no `pools.lock`, which clickhouse-connect's close of a pool it
+                # made itself (https with ca_cert or verify_tls off) needs. Clear it directly.
+                http = getattr(self._client, "http", None)
+                if http is None:
+                    raise
+                http.clear()

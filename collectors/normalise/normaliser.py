@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +61,7 @@ class NormaliseOptions:
     user_id_salt: str = ""
 
 
-def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
+def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     for key in keys:
         value = attrs.get(key)
         if value not in (None, ""):

@@ -45,10 +45,13 @@ def extract(span: SpanView, logs: Sequence[LogView]) -> Content | None:
         if key.startswith("llm.") and (match := INDEXED.match(key)):
             sides[match[1]][int(match[2])][match[3]] = value
             consumed.add(key)
+    is_llm = span.attributes.get("openinference.span.kind") == "LLM"
+    if not consumed and not is_llm:
+        return None
     content = Content(consumed=consumed)
     content.input = [_message(f, "user") for _, f in sorted(sides["input"].items())]
     content.output = [_message(f, "assistant") for _, f in sorted(sides["output"].items())]
-    if span.attributes.get("openinference.span.kind") == "LLM":
+    if is_llm:
         for side, key in (("input", "input.value"), ("output", "output.value")):
             value = span.attributes.get(key)
             if value and not getattr(content, side):
