@@ -18,6 +18,7 @@ from watchkeeper.agent.bus import (
     BusError,
 )
 from watchkeeper.agent.bus.memory import MemoryBus
+from watchkeeper.agent.bus.samples import MESSAGE_BYTES, SAMPLES_PER_MESSAGE, pack, unpack
 from watchkeeper.agent.ingest.joiner import Joiner
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 
@@ -106,8 +107,22 @@ def test_samples_are_published_for_watchers(agent: RunningAgent) -> None:
     body = _chat(b"\x03" * 16, b"\x03" * 8, "to the watchers").SerializeToString()
     assert post(f"{agent.http_endpoint}/v1/traces", body).is_success
     records = samples.poll(10, 10.0)
-    assert [json.loads(r.value)["prompt_text"] for r in records] == ["to the watchers"]
-    assert records[0].key == ("03" * 16).encode()
+    lines = [line for r in records for line in unpack(r.value)]
+    assert [json.loads(line)["prompt_text"] for line in lines] == ["to the watchers"]
+
+
+def test_sample_messages_hold_many_samples_in_order() -> None:
+    lines = [json.dumps({"n": i}).encode() for i in range(SAMPLES_PER_MESSAGE * 2 + 5)]
+    messages = list(pack(lines))
+    assert [len(unpack(m)) for m in messages] == [SAMPLES_PER_MESSAGE, SAMPLES_PER_MESSAGE, 5]
+    assert [line for m in messages for line in unpack(m)] == lines
+    big = b'"' + b"x" * MESSAGE_BYTES + b'"'
+    messages = list(pack([b"1", big, b"2"]))  # the large one travels alone, order is kept
+    assert messages == [b"1", big, b"2"]
+    lines = [b"7" * 20_000] * 100  # 64 of these would pass MESSAGE_BYTES
+    messages = list(pack(lines))
+    assert len(messages) > 2 and all(len(m) <= MESSAGE_BYTES for m in messages)
+    assert sum(len(unpack(m)) for m in messages) == 100
 
 
 def test_commit_waits_for_the_join_window(agent_factory: object) -> None:

@@ -166,19 +166,26 @@ def test_two_ingest_processes_share_four_partitions(kafka: str, prefix: str, tmp
     first = _ingest(bus, prefix, tmp_path / "a", services)
     second = _ingest(bus, prefix, tmp_path / "b", services)
     sidecar = _sidecar(bus, prefix, tmp_path / "sidecar", services)
-    time.sleep(3)  # let the group settle on two members
-    for i in range(20):
-        assert post(f"{sidecar.otlp_http}/v1/traces", chat_request(100, f"p{i}")).is_success
-    try:
-        _wait(lambda: _stored(first)[0] + _stored(second)[0] >= 2000, timeout_s=180,
-              what="all samples")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}: stored {_stored(first)} and {_stored(second)}") from exc
+    sent = 0
+    deadline = time.monotonic() + 120  # a loaded machine may take a while to settle the group
+    while sent < 2000 or not (_stored(first)[0] and _stored(second)[0]):
+        assert time.monotonic() < deadline, "both consumers should own partitions: stored " \
+            f"{_stored(first)} and {_stored(second)}"
+        for _ in range(5):
+            assert post(f"{sidecar.otlp_http}/v1/traces",
+                        chat_request(100, f"p{sent // 100}")).is_success
+            sent += 100
+        try:
+            _wait(lambda n=sent: _stored(first)[0] + _stored(second)[0] >= n, timeout_s=180,
+                  what="all samples")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: stored {_stored(first)} and {_stored(second)}"
+                                 ) from exc
     time.sleep(1.0)
     a_ids = {r["id"] for r in first.query("SELECT toString(sample_id) AS id FROM samples")}
     b_ids = {r["id"] for r in second.query("SELECT toString(sample_id) AS id FROM samples")}
-    assert len(a_ids) + len(b_ids) == 2000 and not a_ids & b_ids
-    assert a_ids and b_ids, "both consumers should own partitions"
+    assert len(a_ids) + len(b_ids) == sent and not a_ids & b_ids
+    assert a_ids and b_ids
     assert _stored(first)[0] == len(a_ids) and _stored(second)[0] == len(b_ids)
 
 
@@ -203,3 +210,35 @@ def test_garbage_goes_to_the_dead_letter_topic(kafka: str, prefix: str, tmp_path
     assert headers["wk-source"].startswith(b"wk.spans/")
     assert ingest.stop() == 0
     assert query_store(tmp_path / "store", COUNT) == [{"n": 5, "distinct_ids": 5}]
+
+
+def test_a_rebalance_rereads_what_was_dropped(kafka: str, prefix: str) -> None:
+    """An eager rebalance revokes every partition, and the owner drops what it holds from
+    them; a partition that comes straight back must be read again from its commit, not from
+    where the fetcher had got to (kafka-python keeps that position), or those records would be
+    skipped and later committed past."""
+    bus = KafkaBus(kafka, KafkaConfig(topic_prefix=prefix, partitions=2))
+    try:
+        bus.ensure_topics()
+        for i in range(40):
+            bus.publish(TOPIC_SPANS, f"m{i}".encode(), key=f"k{i}".encode())
+        bus.flush(30)
+        revoked: list[object] = []
+        first = bus.consumer(TOPIC_SPANS, f"{prefix}g", on_revoke=revoked.extend)
+        before: set[tuple[int, int]] = set()
+        deadline = time.monotonic() + 30
+        while not before and time.monotonic() < deadline:
+            before = {(r.partition, r.offset) for r in first.poll(40, 1.0)}
+        assert before, "the first consumer read something before the second joined"
+        second = bus.consumer(TOPIC_SPANS, f"{prefix}g")
+        after: set[tuple[int, int]] = set()
+        deadline = time.monotonic() + 60
+        while len(after) < 40 and time.monotonic() < deadline:  # nothing was committed
+            for consumer in (first, second):
+                after |= {(r.partition, r.offset) for r in consumer.poll(40, 0.5)}
+        assert revoked, "the second member's arrival revoked the first one's partitions"
+        assert len(after) == 40, f"read again after the rebalance: {sorted(after)}"
+        first.close()
+        second.close()
+    finally:
+        bus.close()

@@ -6,13 +6,16 @@ import json
 import subprocess
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from helpers import CLI, RunningAgent, genai_request, post, running_agent
-from watchkeeper.agent.bus import TOPIC_FEEDBACK
+from watchkeeper.agent.bus import TOPIC_DEAD_LETTER, TOPIC_FEEDBACK, TOPIC_SAMPLES
 from watchkeeper.agent.watch import scoring
+from watchkeeper.collectors.normalise import Sample
+from watchkeeper.collectors.normalise.sample import sample_id_for
 from watchkeeper.detectors.watchers import Item, WatcherSpec
 from watchkeeper.detectors.watchers.heuristics import Heuristics
 from watchkeeper.detectors.watchers.registry import build
@@ -59,6 +62,21 @@ def test_scores_flags_and_feedback(watching: RunningAgent) -> None:
     assert sorted(p["sample"]["request_model"] for p in published) == ["empty", "leak",
                                                                       "refusal"]
     assert published[0]["flags"][0]["source"] == "watcher:quality"
+
+
+def test_a_bad_line_is_set_aside_and_its_neighbours_scored(watching: RunningAgent) -> None:
+    bus = watching.runtime.bus
+    assert bus is not None
+    dead = bus.consumer(TOPIC_DEAD_LETTER, "test")
+    sample = Sample(sample_id=sample_id_for("ab" * 16, "cd" * 8), trace_id="ab" * 16,
+                    span_id="cd" * 8, ts=datetime.now(UTC), service="svc",
+                    prompt_text="Summarise this.", completion_text="")
+    good = sample.model_dump_json().encode()
+    bus.publish(TOPIC_SAMPLES, b"\n".join([good, b'{"not": "a sample"}'])).result(5)
+    assert watching.wait_for("SELECT count() AS n FROM {db}.flags", 1) == 1
+    [record] = dead.poll(10, 5.0)
+    assert record.value == b'{"not": "a sample"}'
+    assert record.header("wk-error").startswith(b"ValidationError")  # type: ignore[union-attr]
 
 
 def test_rescoring_does_not_queue_twice(watching: RunningAgent) -> None:

@@ -165,7 +165,14 @@ class KafkaBusConsumer:
     def logical(self, topic: str) -> str:
         return self._bus.logical(topic)
 
-    def _settle_rebalance(self) -> None:
+    def _settle_rebalance(self) -> set[KafkaTopicPartition]:
+        """Act on what the listener noted; returns the partitions revoked or (re)assigned since
+        the last poll, whose records from that poll are to be read again from the commit.
+
+        The caller drops everything it holds from a revoked partition. kafka-python keeps the
+        fetch position of a partition that comes straight back to the same member (an eager
+        rebalance revokes them all first), so such a partition is sought back to its committed
+        offset: what was dropped is read again rather than skipped and later committed past."""
         with self.lock:
             revoked, self.revoked = self.revoked, set()
             assigned, self.assigned = self.assigned, set()
@@ -174,17 +181,26 @@ class KafkaBusConsumer:
         for tp in revoked:
             self._horizon.pop((self.logical(tp.topic), tp.partition), None)
         if assigned:
+            for tp in assigned:
+                committed = self._consumer.committed(tp)
+                if committed is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
             # Everything on the log when a partition arrives may have been stored by its
             # previous owner before that owner could commit: remember where that stretch ends.
             for tp, end in self._consumer.end_offsets(list(assigned)).items():
                 self._horizon[(self.logical(tp.topic), tp.partition)] = int(end)
+        return revoked | assigned
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        self._settle_rebalance()
+        moved = self._settle_rebalance()
+        # Records fetched around a rebalance belong to whoever reads the partition from its
+        # committed offset now: its new owner, or this consumer again after the seek.
         return [Record(self.logical(m.topic), m.partition, m.offset, m.key, m.value,
                        tuple((k, v) for k, v in (m.headers or [])))
-                for messages in batches.values() for m in messages]
+                for tp, messages in batches.items() if tp not in moved for m in messages]
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         owned = {(self.logical(tp.topic), tp.partition) for tp in self._consumer.assignment()}

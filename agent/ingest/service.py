@@ -33,6 +33,7 @@ from watchkeeper.agent.bus import (
     Record,
     TopicPartition,
 )
+from watchkeeper.agent.bus.samples import pack
 from watchkeeper.agent.config import IngestConfig
 from watchkeeper.agent.ingest.joiner import Joiner
 from watchkeeper.agent.store import rows
@@ -229,8 +230,7 @@ class IngestService:
         self._insert("samples", lines)
         self._insert("spans", batch.spans)
         self._insert("user_feedback", batch.feedback)
-        deliveries = [self.bus.publish(TOPIC_SAMPLES, line, key=sample.trace_id.encode())
-                      for sample, line in zip(samples, lines, strict=True)]
+        deliveries = [self.bus.publish(TOPIC_SAMPLES, message) for message in pack(lines)]
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)
 

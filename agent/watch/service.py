@@ -23,6 +23,7 @@ from watchkeeper.agent.bus import (
     Record,
     TopicPartition,
 )
+from watchkeeper.agent.bus.samples import unpack
 from watchkeeper.agent.config import WatchConfig
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.watch import scoring
@@ -72,18 +73,21 @@ class WatchService:
         self.consumer.close()
 
     def step(self, wait: bool = True) -> int:
-        """Gather up to batch_max samples, waiting at most batch_wait_ms, then score them."""
+        """Gather about batch_max samples, waiting at most batch_wait_ms, then score them (a
+        message holds up to 64 samples, so a turn may take a message's worth more)."""
         records: list[Record] = []
+        held = 0
         # an idle consumer waits half a second per turn, so a stop is seen promptly
         deadline = time.monotonic() + max(self.config.batch_wait_ms / 1000, 0.05)
         if not wait:
             deadline = time.monotonic()
-        while len(records) < self.config.batch_max:
+        while held < self.config.batch_max:
             left = deadline - time.monotonic()
             if left <= 0 and (records or not wait):
                 break
-            records += self.consumer.poll(self.config.batch_max - len(records),
-                                          max(min(left, 0.5), 0.05))
+            got = self.consumer.poll(self.config.batch_max - held, max(min(left, 0.5), 0.05))
+            records += got
+            held += sum(r.value.count(b"\n") + 1 for r in got)
             if left <= 0:
                 break
         if records:
@@ -93,13 +97,11 @@ class WatchService:
     def _process(self, records: list[Record]) -> None:
         samples: list[Sample] = []
         for record in records:
-            try:
-                samples.append(Sample.model_validate_json(record.value))
-            except ValueError as exc:
-                self.bus.publish(TOPIC_DEAD_LETTER, record.value, key=record.key, headers=(
-                    *record.headers, ("wk-error", f"{type(exc).__name__}: {exc}".encode()[:1024]),
-                    ("wk-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-                )).result(PUBLISH_TIMEOUT_S)
+            for line in unpack(record.value):
+                try:
+                    samples.append(Sample.model_validate_json(line))
+                except ValueError as exc:
+                    self._dead_letter(record, line, exc)
         by_id = {str(s.sample_id): s for s in samples}
         scores, vectors, flags = self._score(samples, by_id)
         self.store.insert("scores", scores, SCORE_COLUMNS)
@@ -115,6 +117,13 @@ class WatchService:
             self.consumer.commit(offsets)
         except BusError as exc:
             log.warning("offset commit failed", extra={"error": str(exc)})
+
+    def _dead_letter(self, record: Record, line: bytes, exc: Exception) -> None:
+        """Only the line that does not parse is set aside; the others in its message are scored."""
+        self.bus.publish(TOPIC_DEAD_LETTER, line, key=record.key, headers=(
+            *record.headers, ("wk-error", f"{type(exc).__name__}: {exc}".encode()[:1024]),
+            ("wk-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        )).result(PUBLISH_TIMEOUT_S)
 
     def _score(self, samples: Sequence[Sample], by_id: dict[str, Sample]
                ) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
