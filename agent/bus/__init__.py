@@ -91,6 +91,16 @@ class Bus(Protocol):
     def close(self) -> None: ...
 
 
+def dead_letter(bus: Bus, record: Record, exc: Exception, value: bytes | None = None
+                ) -> Delivery:
+    """Set a message (or the part of it given as value) aside on wk.deadletter, with why
+    (wk-error) and where it came from (wk-source) in its headers."""
+    headers = (*record.headers, ("wk-error", f"{type(exc).__name__}: {exc}".encode()[:1024]),
+               ("wk-source", f"{record.topic}/{record.partition}/{record.offset}".encode()))
+    return bus.publish(TOPIC_DEAD_LETTER, record.value if value is None else value,
+                       key=record.key, headers=headers)
+
+
 def open_bus(url: str, kafka: KafkaConfig | None = None) -> Bus:
     scheme = urlsplit(url).scheme
     if scheme == "memory":

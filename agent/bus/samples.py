@@ -28,4 +28,9 @@ def pack(lines: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def unpack(message: bytes) -> list[bytes]:
-    return [line for line in message.split(b"\n") if line.strip()]
+    return [line for line in message.split(b"\n") if line]
+
+
+def samples_in(message: bytes) -> int:
+    """How many samples a message holds, without splitting it."""
+    return message.count(b"\n") + 1

@@ -25,13 +25,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import (
     SIGNAL_HEADER,
-    TOPIC_DEAD_LETTER,
     TOPIC_SAMPLES,
     TOPIC_SPANS,
     Bus,
     BusError,
     Record,
     TopicPartition,
+    dead_letter,
 )
 from watchkeeper.agent.bus.samples import pack
 from watchkeeper.agent.config import IngestConfig
@@ -184,11 +184,7 @@ class IngestService:
         log.warning("message set aside to the dead-letter topic",
                     extra={"partition": record.partition, "offset": record.offset,
                            "error": f"{type(exc).__name__}: {exc}"})
-        headers = (*record.headers,
-                   ("wk-error", f"{type(exc).__name__}: {exc}".encode()[:1024]),
-                   ("wk-source", f"{record.topic}/{record.partition}/{record.offset}".encode()))
-        self.bus.publish(TOPIC_DEAD_LETTER, record.value, key=record.key, headers=headers
-                         ).result(PUBLISH_TIMEOUT_S)
+        dead_letter(self.bus, record, exc).result(PUBLISH_TIMEOUT_S)
 
     # -- storing ------------------------------------------------------------------------------
     @_collector_paused

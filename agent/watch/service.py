@@ -15,15 +15,15 @@ from typing import Any
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import (
-    TOPIC_DEAD_LETTER,
     TOPIC_FEEDBACK,
     TOPIC_SAMPLES,
     Bus,
     BusError,
     Record,
     TopicPartition,
+    dead_letter,
 )
-from watchkeeper.agent.bus.samples import unpack
+from watchkeeper.agent.bus.samples import samples_in, unpack
 from watchkeeper.agent.config import WatchConfig
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.watch import scoring
@@ -87,7 +87,7 @@ class WatchService:
                 break
             got = self.consumer.poll(self.config.batch_max - held, max(min(left, 0.5), 0.05))
             records += got
-            held += sum(r.value.count(b"\n") + 1 for r in got)
+            held += sum(samples_in(r.value) for r in got)
             if left <= 0:
                 break
         if records:
@@ -100,8 +100,8 @@ class WatchService:
             for line in unpack(record.value):
                 try:
                     samples.append(Sample.model_validate_json(line))
-                except ValueError as exc:
-                    self._dead_letter(record, line, exc)
+                except ValueError as exc:  # only this line is set aside, not its neighbours
+                    dead_letter(self.bus, record, exc, value=line).result(PUBLISH_TIMEOUT_S)
         by_id = {str(s.sample_id): s for s in samples}
         scores, vectors, flags = self._score(samples, by_id)
         self.store.insert("scores", scores, SCORE_COLUMNS)
@@ -117,13 +117,6 @@ class WatchService:
             self.consumer.commit(offsets)
         except BusError as exc:
             log.warning("offset commit failed", extra={"error": str(exc)})
-
-    def _dead_letter(self, record: Record, line: bytes, exc: Exception) -> None:
-        """Only the line that does not parse is set aside; the others in its message are scored."""
-        self.bus.publish(TOPIC_DEAD_LETTER, line, key=record.key, headers=(
-            *record.headers, ("wk-error", f"{type(exc).__name__}: {exc}".encode()[:1024]),
-            ("wk-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-        )).result(PUBLISH_TIMEOUT_S)
 
     def _score(self, samples: Sequence[Sample], by_id: dict[str, Sample]
                ) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
