@@ -13,18 +13,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+## Ingest's compiled span-to-row path (native/, Rust): built when cargo is on the machine;
+## without it ingest takes the Python path (slower, same rows).
+NATIVE := $(VENV)/.installed-native
+$(NATIVE): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+	@if command -v cargo >/dev/null; then \
+	  $(BIN)/python -m pip install --quiet ./native; \
+	else echo "no Rust toolchain (cargo): ingest will take the Python path"; fi
+	@touch $@
+
+install: $(NATIVE)
 
 ## The main job on the embedded default: up + demo + what was captured.
-quickstart: $(STAMP)
+quickstart: $(NATIVE)
 	@bash scripts/quickstart.sh
 
 ## The test suite (real OTLP exporters, real chDB engine, real instrumentation payloads).
-test: $(STAMP)
+test: $(NATIVE)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(NATIVE)
 	$(BIN)/ruff check .
+	@if command -v cargo >/dev/null; then cd native && cargo fmt --check \
+	  && cargo clippy --quiet --release --all-targets --no-default-features -- -D warnings; fi
 	@$(MAKE) --no-print-directory typecheck
 
 ## mypy sees the installed layout (watchkeeper.<folder>) through a tree of links.
@@ -38,10 +49,10 @@ typecheck: $(STAMP)
 helm-lint:
 	"$$(scripts/helm)" lint --strict helm/watchkeeper
 
-bench: $(STAMP)
+bench: $(NATIVE)
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/sidecar_throughput.py
 	$(BIN)/python bench/ingest_throughput.py
 
 clean:
-	rm -rf build .watchkeeper .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build .watchkeeper .pytest_cache .mypy_cache .ruff_cache native/target

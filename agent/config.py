@@ -5,6 +5,7 @@ fails at start naming the field and the reason.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -107,6 +108,17 @@ class IngestConfig(Section):
     join_window_s: float = Field(2.0, ge=0, description="how long a span waits for its logs")
     hash_user_ids: bool = True
     user_id_salt: SecretStr = SecretStr("")
+    native: Literal["auto", "on", "off"] = Field(
+        "auto", description="the compiled span-to-row path (package watchkeeper-native): "
+                            "auto uses it when installed, on requires it, off never uses it")
+
+    @field_validator("native")
+    @classmethod
+    def _native_installed(cls, value: str) -> str:
+        if value == "on" and importlib.util.find_spec("watchkeeper_native") is None:
+            raise ValueError("the watchkeeper-native package is not installed "
+                             "(pip install ./native, which needs a Rust toolchain)")
+        return value
 
 
 class StoreConfig(Section):

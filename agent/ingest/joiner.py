@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from watchkeeper.agent.bus import TopicPartition
+from watchkeeper.collectors.normalise.native import PreparedSample
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 
 Ref = tuple[TopicPartition, int]  # (topic, partition), offset
 Key = tuple[str, str]  # trace id, span id
+Pending = SpanView | PreparedSample  # the compiled path's spans come already normalised
 CHOICE = "gen_ai.choice"
 ROLE_MESSAGE_PREFIX = "gen_ai."
 
@@ -28,7 +30,7 @@ class _Waiting:
 
 @dataclass(slots=True)
 class _Span:
-    span: SpanView
+    span: Pending
     arrived: float
     ref: Ref
     logs: list[_Waiting] = field(default_factory=list)
@@ -36,7 +38,7 @@ class _Span:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    span: SpanView
+    span: Pending  # a SpanView whenever there are logs
     logs: list[LogView]
     ref: Ref  # where the span came from on the bus
 
@@ -51,9 +53,11 @@ class Joiner:
     def __len__(self) -> int:
         return len(self._spans) + sum(map(len, self._logs.values())) + len(self._idless)
 
-    def add_span(self, span: SpanView, ref: Ref, now: float) -> None:
+    def add_span(self, span: Pending, ref: Ref, now: float) -> None:
         key = (span.trace_id, span.span_id)
-        waiting = _Span(span, now, ref, self._logs.pop(key, []))
+        waiting = _Span(span, now, ref)
+        if self._logs and key in self._logs:
+            waiting.logs = self._logs.pop(key)
         self._spans[key] = waiting
 
     def add_log(self, log: LogView, ref: Ref, now: float) -> None:
@@ -74,7 +78,10 @@ class Joiner:
         joined = []
         for key in ready:
             waiting = self._spans.pop(key)
-            self._adopt_idless(waiting)
+            if waiting.logs:
+                if isinstance(waiting.span, PreparedSample):
+                    waiting.span = waiting.span.view()  # its logs add to the row: normalised anew
+                self._adopt_idless(waiting)
             joined.append(Joined(waiting.span, [w.log for w in waiting.logs], waiting.ref))
         # A log waits two windows for its span: the span may be the slower of the two.
         orphan_cutoff = now - 2 * self.window_s
@@ -97,6 +104,7 @@ class Joiner:
         names = {w.log.event_name for w in waiting.logs}
         if CHOICE in names or not any(n.startswith(ROLE_MESSAGE_PREFIX) for n in names):
             return
+        assert isinstance(waiting.span, SpanView)  # it has logs
         instance = (str(waiting.span.resource.get("service.name", "")),
                     str(waiting.span.resource.get("service.instance.id", "")))
         for item in self._idless:

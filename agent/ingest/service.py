@@ -14,9 +14,11 @@ import gc
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -35,19 +37,20 @@ from watchkeeper.agent.bus import (
 )
 from watchkeeper.agent.bus.samples import pack
 from watchkeeper.agent.config import IngestConfig
-from watchkeeper.agent.ingest.joiner import Joiner
+from watchkeeper.agent.ingest.joiner import Joiner, Ref
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.collectors.normalise import (
     NormaliseOptions,
-    Sample,
     is_feedback,
     is_llm_call,
+    native,
     otlp,
     to_feedback,
     to_sample,
     to_span_record,
 )
+from watchkeeper.collectors.normalise.native import PreparedSample
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,11 +77,16 @@ def _collector_paused(method: F) -> F:
 
 LAG_EVERY_S = 5.0
 PUBLISH_TIMEOUT_S = 30.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(ts: datetime) -> int:
+    return (ts - EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
 class _Batch:
-    samples: dict[str, Sample] = field(default_factory=dict)
+    samples: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # id: JSON row, ts µs
     partition_of: dict[str, TopicPartition] = field(default_factory=dict)
     maybe_stored: set[str] = field(default_factory=set)  # sample ids from a replayed stretch
     spans: list[bytes] = field(default_factory=list)  # JSON rows (rows.json_row)
@@ -97,6 +105,7 @@ class IngestService:
                                         user_id_salt=config.user_id_salt.get_secret_value())
         self.consumer = bus.consumer(TOPIC_SPANS, config.group, on_revoke=self._on_revoke)
         self.joiner = Joiner(config.join_window_s)
+        self.native = config.native != "off" and native.AVAILABLE
         self._batch = _Batch()
         self._seen: dict[TopicPartition, int] = {}
         self._last_flush = time.monotonic()
@@ -109,8 +118,9 @@ class IngestService:
     def step(self, timeout_s: float) -> int:
         records = self.consumer.poll(self.config.batch_max_rows, timeout_s)
         now = time.monotonic()
+        decoded = self._decode_natively(records)
         for record in records:
-            self._take(record, now)
+            self._take(record, now, decoded.get(id(record)))
             self._seen[(record.topic, record.partition)] = record.offset + 1
         if (now - self._last_flush >= self.config.flush_interval_s
                 or len(self._batch) >= self.config.batch_max_rows):
@@ -158,7 +168,17 @@ class IngestService:
         log.info("ingest drained", extra={"stored_samples": self.stored_samples})
 
     # -- decoding -----------------------------------------------------------------------------
-    def _take(self, record: Record, now: float) -> None:
+    def _decode_natively(self, records: list[Record]) -> dict[int, native.Decoded]:
+        """The poll's trace messages through the compiled path, all at once (by record id)."""
+        if not self.native:
+            return {}
+        traces = [r for r in records if r.header(SIGNAL_HEADER) != b"logs"]
+        if not traces:
+            return {}
+        results = native.decode_traces([r.value for r in traces], self.options)
+        return {id(r): d for r, d in zip(traces, results, strict=True) if d is not None}
+
+    def _take(self, record: Record, now: float, decoded: native.Decoded | None) -> None:
         ref = ((record.topic, record.partition), record.offset)
         signal = "logs" if record.header(SIGNAL_HEADER) == b"logs" else "traces"
         self._messages[signal].inc()
@@ -168,16 +188,28 @@ class IngestService:
                 for item in otlp.logs(logs_request):
                     self.joiner.add_log(item, ref, now)
                 return
+            deferred = None  # the positions of spans the compiled path left to Python; all
+            if decoded is not None:
+                for prepared in decoded.samples:
+                    self.joiner.add_span(prepared, ref, now)
+                self._batch.spans += decoded.span_rows
+                if not decoded.deferred:
+                    return
+                deferred = decoded.deferred
             trace_request = ExportTraceServiceRequest.FromString(record.value)
-            for span in otlp.spans(trace_request):
-                if is_feedback(span):
-                    self._batch.feedback.append(rows.json_row(to_feedback(span, self.options)))
-                elif is_llm_call(span):
-                    self.joiner.add_span(span, ref, now)
-                else:
-                    self._batch.spans.append(rows.json_row(to_span_record(span)))
+            for i, span in enumerate(otlp.spans(trace_request)):
+                if deferred is None or i in deferred:
+                    self._take_span(span, ref, now)
         except Exception as exc:
             self._dead_letter(record, exc)
+
+    def _take_span(self, span: otlp.SpanView, ref: Ref, now: float) -> None:
+        if is_feedback(span):
+            self._batch.feedback.append(rows.json_row(to_feedback(span, self.options)))
+        elif is_llm_call(span):
+            self.joiner.add_span(span, ref, now)
+        else:
+            self._batch.spans.append(rows.json_row(to_span_record(span)))
 
     def _dead_letter(self, record: Record, exc: Exception) -> None:
         metrics.INGEST_DEAD_LETTERS.inc()
@@ -192,9 +224,12 @@ class IngestService:
         joined, orphans = self.joiner.due(now, force)
         horizon = self.consumer.replay_horizon()
         for item in joined:
-            sample = to_sample(item.span, item.logs, self.options)
-            key = str(sample.sample_id)
-            self._batch.samples[key] = sample
+            if isinstance(item.span, PreparedSample):
+                key, row = item.span.sample_id, (item.span.line, item.span.ts_us)
+            else:
+                sample = to_sample(item.span, item.logs, self.options)
+                key, row = str(sample.sample_id), (rows.json_row(sample), _micros(sample.ts))
+            self._batch.samples[key] = row
             tp, offset = item.ref
             self._batch.partition_of[key] = tp
             if offset < horizon.get(tp, 0):
@@ -221,8 +256,7 @@ class IngestService:
         for key in self._already_stored(batch):
             del batch.samples[key]
             batch.maybe_stored.discard(key)
-        samples = list(batch.samples.values())
-        lines = rows.json_rows(samples)  # the table's rows and wk.samples' messages alike
+        lines = [line for line, _ in batch.samples.values()]  # rows and wk.samples alike
         self._insert("samples", lines)
         self._insert("spans", batch.spans)
         self._insert("user_feedback", batch.feedback)
@@ -233,14 +267,14 @@ class IngestService:
     def _already_stored(self, batch: _Batch) -> set[str]:
         if not batch.maybe_stored:
             return set()
-        candidates = [batch.samples[k] for k in batch.maybe_stored]
+        stamps = [batch.samples[k][1] for k in batch.maybe_stored]
         found = self.store.query(
             f"SELECT toString(sample_id) FROM {self.store.database}.samples "
             "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
             "AND {hi:DateTime64(6)}",
-            parameters={"ids": [s.sample_id for s in candidates],
-                        "lo": min(s.ts for s in candidates),
-                        "hi": max(s.ts for s in candidates)})
+            parameters={"ids": [uuid.UUID(k) for k in batch.maybe_stored],
+                        "lo": EPOCH + timedelta(microseconds=min(stamps)),
+                        "hi": EPOCH + timedelta(microseconds=max(stamps))})
         return {row[0] for row in found.rows}
 
     def _insert(self, table: str, data: list[bytes]) -> None:

@@ -1,0 +1,75 @@
+"""The compiled span-to-row path (the `watchkeeper-native` package, built from native/).
+
+It maps the spans whose shape it takes on (latest GenAI content on the span, plain non-LLM
+spans) to the very JSON lines the Python normaliser writes, without holding the GIL, and names
+the others (other conventions' content, span events, feedback) for the Python normaliser.
+tests/test_native.py holds the two paths to the same rows. Ingest uses it when it is installed
+(`ingest.native`); without it everything takes the Python path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import ModuleType
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from watchkeeper.collectors.normalise import otlp
+from watchkeeper.collectors.normalise.normaliser import NormaliseOptions
+
+_compiled: ModuleType | None
+try:
+    _compiled = importlib.import_module("watchkeeper_native")
+except ImportError:  # not built here: the Python path serves alone
+    _compiled = None
+
+AVAILABLE = _compiled is not None
+
+
+@dataclass(slots=True)
+class PreparedSample:
+    """An LLM span already normalised to its row; `view()` decodes it again for the Python
+    normaliser when log records join it (the row then has to include what they carry)."""
+
+    trace_id: str
+    span_id: str
+    sample_id: str
+    ts_us: int
+    line: bytes
+    message: bytes  # the wk.spans message the span came in
+    index: int  # its position among the message's spans
+
+    def view(self) -> otlp.SpanView:
+        request = ExportTraceServiceRequest.FromString(self.message)
+        return next(itertools.islice(otlp.spans(request), self.index, None))
+
+    @property
+    def ts(self) -> datetime:
+        return datetime.fromtimestamp(self.ts_us / 1e6, tz=UTC)
+
+
+@dataclass(slots=True)
+class Decoded:
+    samples: list[PreparedSample]
+    span_rows: list[bytes]
+    deferred: frozenset[int]  # span positions left to the Python normaliser
+
+
+def decode_traces(messages: list[bytes], options: NormaliseOptions) -> list[Decoded | None]:
+    """wk.spans messages, decoded together on every core; None for a message that does not
+    decode (the Python path then reports why)."""
+    if _compiled is None:
+        raise RuntimeError("the watchkeeper-native package is not installed")
+    results = _compiled.decode_traces(messages, options.hash_user_ids, options.user_id_salt)
+    return [None if result is None else _decoded(message, *result)
+            for message, result in zip(messages, results, strict=True)]
+
+
+def _decoded(message: bytes, samples: list[tuple[str, str, str, int, bytes, int]],
+             span_rows: list[bytes], deferred: list[int]) -> Decoded:
+    prepared = [PreparedSample(trace_id, span_id, sample_id, ts_us, line, message, index)
+                for trace_id, span_id, sample_id, ts_us, line, index in samples]
+    return Decoded(prepared, span_rows, frozenset(deferred))

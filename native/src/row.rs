@@ -1,0 +1,454 @@
+//! One OTLP span to its `samples` or `spans` row, as a JSON line: the same mapping as
+//! collectors/normalise/normaliser.py for the spans it takes on (see `Outcome::Defer`).
+
+use opentelemetry_proto::tonic::trace::v1::Span;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::messages::{self, Message};
+use crate::pyjson::{self, Value, get, py_str};
+
+const FEEDBACK_SPAN: &str = "gen_ai.feedback";
+const REDACTIONS_KEY: &str = "watchkeeper.redactions";
+const MAX_ATTRIBUTE_CHARS: usize = 4096;
+const LLM_OPERATIONS: [&str; 6] =
+    ["chat", "text_completion", "completion", "generate_content", "responses", "create_response"];
+const GENAI_MARKERS: [&str; 3] = ["gen_ai.request.model", "gen_ai.system", "gen_ai.provider.name"];
+const CONTENT_KEYS: [&str; 3] =
+    ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"];
+// Span events that carry content or usage for the Python path's shapes; others (streaming
+// chunk markers, for one) do not change the row.
+const CONTENT_EVENTS: [&str; 8] = [
+    "gen_ai.client.inference.operation.details",
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.choice",
+    "gen_ai.content.prompt",
+    "gen_ai.content.completion",
+];
+const SPAN_KINDS: [&str; 6] =
+    ["unspecified", "internal", "server", "client", "producer", "consumer"];
+const SAMPLE_NAMESPACE: [u8; 16] = [
+    0x7c, 0x0b, 0x7f, 0x0e, 0x3a, 0x57, 0x4d, 0x6b, 0x9a, 0x51, 0x6a, 0x1f, 0x0c, 0x2f, 0x5e, 0x11,
+];
+
+// Each field with the attribute names that carry it, newest convention first (normaliser.ALIASES).
+const PROVIDER: &[&str] = &["gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"];
+const OPERATION: &[&str] = &["gen_ai.operation.name", "llm.request.type"];
+const REQUEST_MODEL: &[&str] = &["gen_ai.request.model", "llm.request.model", "llm.model_name"];
+const RESPONSE_MODEL: &[&str] = &["gen_ai.response.model", "llm.response.model", "llm.model_name"];
+const INPUT_TOKENS: &[&str] = &[
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.usage.prompt_tokens",
+    "llm.token_count.prompt",
+];
+const OUTPUT_TOKENS: &[&str] = &[
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.usage.completion_tokens",
+    "llm.token_count.completion",
+];
+const FINISH_REASONS: &[&str] = &["gen_ai.response.finish_reasons"];
+const CONVERSATION_ID: &[&str] = &["gen_ai.conversation.id", "session.id"];
+const USER_ID: &[&str] = &["user.id", "enduser.id", "gen_ai.request.user"];
+const ERROR_TYPE: &[&str] = &["error.type"];
+const ALIASES: [&[&str]; 10] = [
+    PROVIDER,
+    OPERATION,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    INPUT_TOKENS,
+    OUTPUT_TOKENS,
+    FINISH_REASONS,
+    CONVERSATION_ID,
+    USER_ID,
+    ERROR_TYPE,
+];
+const SERVICE: &[&str] = &["service.name"];
+const ENVIRONMENT: &[&str] = &["deployment.environment.name", "deployment.environment"];
+const K8S_NAMESPACE: &[&str] = &["k8s.namespace.name"];
+const K8S_POD: &[&str] = &["k8s.pod.name"];
+
+pub struct Options {
+    pub hash_user_ids: bool,
+    pub user_id_salt: String,
+}
+
+pub struct SampleRow {
+    pub trace_id: String,
+    pub span_id: String,
+    pub sample_id: String,
+    pub ts_us: i64,
+    pub line: String,
+}
+
+pub enum Outcome {
+    Sample(SampleRow),
+    Span(String),
+    /// A shape this path does not take on (other conventions' content, span events, feedback,
+    /// values whose text only Python can write): the Python normaliser handles the span.
+    Defer,
+}
+
+pub struct Ctx<'a> {
+    pub resource: &'a [(&'a str, Value<'a>)],
+    pub scope: &'a str,
+    pub options: &'a Options,
+}
+
+pub fn span(span: &Span, ctx: &Ctx) -> Outcome {
+    convert(span, ctx).unwrap_or(Outcome::Defer)
+}
+
+fn convert(span: &Span, ctx: &Ctx) -> Option<Outcome> {
+    let attrs = pyjson::attributes(&span.attributes)?;
+    if span.start_time_unix_nano == 0 // stamped on arrival by the Python path
+        || attrs.iter().any(|(k, _)| k.starts_with("llm.") || *k == "openinference.span.kind")
+        || (span.name == FEEDBACK_SPAN && get(&attrs, "watchkeeper.feedback.span_id").is_some())
+    {
+        return None;
+    }
+    if is_llm_call(&attrs)? {
+        sample(span, &attrs, ctx).map(Outcome::Sample)
+    } else {
+        span_record(span, &attrs, ctx).map(Outcome::Span)
+    }
+}
+
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::None => false,
+        Value::Str(s) => !s.is_empty(),
+        Value::Int(i) => *i != 0,
+        Value::Bool(b) => *b,
+        Value::Float(f) => *f != 0.0,
+        Value::List(items) => !items.is_empty(),
+        Value::Dict(items) => !items.is_empty(),
+    }
+}
+
+fn is_llm_call(attrs: &[(&str, Value)]) -> Option<bool> {
+    match get(attrs, "gen_ai.operation.name") {
+        Some(Value::Str(op)) if !op.is_empty() => Some(LLM_OPERATIONS.contains(&op.as_ref())),
+        Some(value) if truthy(value) => None,
+        _ => Some(GENAI_MARKERS.iter().any(|k| get(attrs, k).is_some())),
+    }
+}
+
+/// The first value that is neither absent, None nor "" (normaliser._first).
+fn first<'a, 'b>(attrs: &'b [(&'a str, Value<'a>)], keys: &[&str]) -> Option<&'b Value<'a>> {
+    keys.iter().filter_map(|k| get(attrs, k)).find(|v| match v {
+        Value::None => false,
+        Value::Str(s) => !s.is_empty(),
+        _ => true,
+    })
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.map_or(Some(String::new()), py_str)
+}
+
+fn int(value: Option<&Value>) -> Option<Option<i64>> {
+    match value {
+        None | Some(Value::None) => Some(None),
+        Some(Value::Int(i)) => Some(Some(*i)),
+        Some(_) => None, // int() of other types: left to Python
+    }
+}
+
+fn class_name(error_type: &str) -> String {
+    let name = error_type
+        .strip_prefix("<class '")
+        .and_then(|rest| rest.strip_suffix("'>"))
+        .unwrap_or(error_type);
+    if name.contains(' ') {
+        name.to_string()
+    } else {
+        name.rsplit('.').next().unwrap_or(name).to_string()
+    }
+}
+
+fn status(span: &Span) -> &'static str {
+    match span.status.as_ref().map_or(0, |s| s.code) {
+        1 => "ok",
+        2 => "error",
+        _ => "unset",
+    }
+}
+
+fn content(attrs: &[(&str, Value)], key: &str) -> Option<Vec<Message>> {
+    match get(attrs, key) {
+        None | Some(Value::None) => Some(Vec::new()),
+        Some(Value::Str(s)) => messages::messages(s),
+        Some(_) => None,
+    }
+}
+
+fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> {
+    if span.events.iter().any(|e| CONTENT_EVENTS.contains(&e.name.as_str()))
+        || attrs
+            .iter()
+            .any(|(k, _)| k.starts_with("gen_ai.prompt.") || k.starts_with("gen_ai.completion."))
+    {
+        return None;
+    }
+    let input = content(attrs, CONTENT_KEYS[0])?;
+    let output = content(attrs, CONTENT_KEYS[1])?;
+    let mut system = match get(attrs, CONTENT_KEYS[2]) {
+        None | Some(Value::None) => String::new(),
+        Some(Value::Str(s)) => messages::instructions(s)?,
+        Some(_) => return None,
+    };
+    let has_content = !(input.is_empty() && output.is_empty() && system.is_empty());
+    if system.is_empty() {
+        system = messages::joined_text(&input, |m| m.role == "system");
+    }
+    let finish_reasons: Vec<String> = match first(attrs, FINISH_REASONS) {
+        None => output
+            .iter()
+            .filter_map(|m| m.finish_reason.clone())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        Some(Value::Str(s)) => vec![s.to_string()],
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect::<Option<_>>()?,
+        Some(_) => return None,
+    };
+    let status = status(span);
+    let mut error_type = text(first(attrs, ERROR_TYPE))?;
+    if status == "error" && error_type.is_empty() {
+        if let Some(event) = span.events.iter().find(|e| e.name == "exception") {
+            error_type = text(get(&pyjson::attributes(&event.attributes)?, "exception.type"))?;
+        }
+        if error_type.is_empty() {
+            error_type = span.status.as_ref().map(|s| s.message.clone()).unwrap_or_default();
+        }
+    }
+    let redactions = int(get(attrs, REDACTIONS_KEY))?.unwrap_or(0);
+    let user_id = text(first(attrs, USER_ID))?;
+    let user_id = if user_id.is_empty() || !ctx.options.hash_user_ids {
+        user_id
+    } else {
+        let digest = Sha256::digest(format!("{}:{}", ctx.options.user_id_salt, user_id));
+        pyjson::hex(&digest)[..32].to_string()
+    };
+    let operation = text(first(attrs, OPERATION))?;
+
+    let trace_id = pyjson::hex(&span.trace_id);
+    let span_id = pyjson::hex(&span.span_id);
+    let sample_id = sample_id(&trace_id, &span_id);
+    let (ts, ts_us) = timestamp(span.start_time_unix_nano);
+    let mut out = String::with_capacity(2048);
+    out.push('{');
+    field(&mut out, "sample_id", &sample_id, true);
+    field(&mut out, "trace_id", &trace_id, false);
+    field(&mut out, "span_id", &span_id, false);
+    field(&mut out, "parent_span_id", &pyjson::hex(&span.parent_span_id), false);
+    field(&mut out, "ts", &ts, false);
+    number(&mut out, "duration_ms", duration_ms(span));
+    field(&mut out, "status", status, false);
+    field(&mut out, "error_type", &class_name(&error_type), false);
+    for (name, keys) in [
+        ("service", SERVICE),
+        ("environment", ENVIRONMENT),
+        ("k8s_namespace", K8S_NAMESPACE),
+        ("k8s_pod", K8S_POD),
+    ] {
+        field(&mut out, name, &text(first(ctx.resource, keys))?, false);
+    }
+    field(&mut out, "provider", &text(first(attrs, PROVIDER))?, false);
+    field(&mut out, "operation", if operation.is_empty() { "chat" } else { &operation }, false);
+    field(&mut out, "request_model", &text(first(attrs, REQUEST_MODEL))?, false);
+    field(&mut out, "response_model", &text(first(attrs, RESPONSE_MODEL))?, false);
+    out.push_str(",\"input_messages\":");
+    messages::write(&input, &mut out);
+    out.push_str(",\"output_messages\":");
+    messages::write(&output, &mut out);
+    field(&mut out, "system_instructions", &system, false);
+    field(&mut out, "prompt_text", &messages::prompt_text(&input), false);
+    field(&mut out, "completion_text", &messages::joined_text(&output, |_| true), false);
+    for (name, keys) in [("input_tokens", INPUT_TOKENS), ("output_tokens", OUTPUT_TOKENS)] {
+        if let Some(tokens) = int(first(attrs, keys))? {
+            out.push_str(&format!(",\"{name}\":{tokens}"));
+        }
+    }
+    out.push_str(",\"finish_reasons\":[");
+    for (i, reason) in finish_reasons.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        string(reason, &mut out);
+    }
+    out.push(']');
+    field(&mut out, "conversation_id", &text(first(attrs, CONVERSATION_ID))?, false);
+    field(&mut out, "user_id", &user_id, false);
+    out.push_str(",\"attributes\":");
+    attribute_map(
+        attrs,
+        |k| {
+            k == REDACTIONS_KEY
+                || ALIASES.iter().any(|keys| keys.contains(&k))
+                || (has_content && CONTENT_KEYS.contains(&k))
+        },
+        &mut out,
+    );
+    out.push_str(&format!(",\"redactions\":{redactions}"));
+    field(&mut out, "source", if has_content { "genai_latest" } else { "" }, false);
+    field(&mut out, "scope", ctx.scope, false);
+    out.push('}');
+    Some(SampleRow { trace_id, span_id, sample_id, ts_us, line: out })
+}
+
+fn span_record(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<String> {
+    let (ts, _) = timestamp(span.start_time_unix_nano);
+    let kind = usize::try_from(span.kind).ok().and_then(|k| SPAN_KINDS.get(k)).unwrap_or(&"");
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    field(&mut out, "trace_id", &pyjson::hex(&span.trace_id), true);
+    field(&mut out, "span_id", &pyjson::hex(&span.span_id), false);
+    field(&mut out, "parent_span_id", &pyjson::hex(&span.parent_span_id), false);
+    field(&mut out, "ts", &ts, false);
+    number(&mut out, "duration_ms", duration_ms(span));
+    field(&mut out, "name", &span.name, false);
+    field(&mut out, "kind", kind, false);
+    field(&mut out, "status", status(span), false);
+    field(&mut out, "service", &text(first(ctx.resource, SERVICE))?, false);
+    field(&mut out, "environment", &text(first(ctx.resource, ENVIRONMENT))?, false);
+    field(&mut out, "scope", ctx.scope, false);
+    out.push_str(",\"attributes\":");
+    attribute_map(attrs, |_| false, &mut out);
+    out.push('}');
+    Some(out)
+}
+
+fn attribute_map(attrs: &[(&str, Value)], skip: impl Fn(&str) -> bool, out: &mut String) {
+    out.push('{');
+    let mut first = true;
+    for (key, value) in attrs.iter().filter(|(k, _)| !skip(k)) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        string(key, out);
+        out.push(':');
+        string(&pyjson::attribute_text(value, MAX_ATTRIBUTE_CHARS), out);
+    }
+    out.push('}');
+}
+
+fn field(out: &mut String, name: &str, value: &str, leading: bool) {
+    if !leading {
+        out.push(',');
+    }
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":");
+    string(value, out);
+}
+
+fn number(out: &mut String, name: &str, value: f64) {
+    out.push_str(&format!(",\"{name}\":{}", pyjson::float_repr(value, true)));
+}
+
+/// A JSON string (UTF-8 kept as it is; quotes, backslashes and control characters escaped).
+pub fn string(value: &str, out: &mut String) {
+    out.push('"');
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.push_str(&value[start..i]);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(DIGITS[(b >> 4) as usize] as char);
+                out.push(DIGITS[(b & 15) as usize] as char);
+            }
+        }
+        start = i + 1;
+    }
+    out.push_str(&value[start..]);
+    out.push('"');
+}
+
+fn duration_ms(span: &Span) -> f64 {
+    span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) as f64 / 1e6
+}
+
+/// uuid5(SAMPLE_NAMESPACE, "trace:span"): a replayed span lands on the same row.
+fn sample_id(trace_id: &str, span_id: &str) -> String {
+    let mut hasher = Sha1::new();
+    hasher.update(SAMPLE_NAMESPACE);
+    hasher.update(trace_id.as_bytes());
+    hasher.update(b":");
+    hasher.update(span_id.as_bytes());
+    let mut b: [u8; 16] = hasher.finalize()[..16].try_into().expect("SHA-1 has 20 bytes");
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = pyjson::hex(&b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// `datetime.fromtimestamp(ns / 1e9, UTC)` as pydantic writes it, and its microseconds since
+/// the epoch. The division in floating point and the half-even rounding are Python's, so the
+/// two paths agree to the microsecond.
+fn timestamp(ns: u64) -> (String, i64) {
+    let t = ns as f64 / 1e9;
+    let whole = t.trunc();
+    let mut secs = whole as i64;
+    let mut us = ((t - whole) * 1e6).round_ties_even() as i64;
+    if us >= 1_000_000 {
+        us -= 1_000_000;
+        secs += 1;
+    }
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let clock =
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    let text = if us == 0 { format!("{clock}Z") } else { format!("{clock}.{us:06}Z") };
+    (text, secs * 1_000_000 + us)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_ids_match_python() {
+        assert_eq!(timestamp(1_760_000_000_000_000_000).0, "2025-10-09T08:53:20Z");
+        assert_eq!(timestamp(1_760_000_000_500_000_000).0, "2025-10-09T08:53:20.500000Z");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(class_name("<class 'openai.InternalServerError'>"), "InternalServerError");
+        assert_eq!(class_name("timed out"), "timed out");
+    }
+}
