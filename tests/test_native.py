@@ -90,7 +90,8 @@ def test_captured_instrumentations_give_the_same_rows(case: str) -> None:
 
 # -- generated spans: the value forms and edge cases both paths must agree on ------------------
 TEXTS = ["plain", "", "quote \" and backslash \\", "tab\tnew\nline\r", "ctrl \x01\x1f \x7f",
-         "é ü 日本語 😀", "<class 'openai.RateLimitError'>", "openai.APIError", "timed out after 3s"]
+         "é ü 日本語 😀", "<class 'openai.RateLimitError'>", "openai.APIError",
+         "timed out after 3s"]
 
 
 def _value(rng: random.Random, depth: int = 0) -> AnyValue:
