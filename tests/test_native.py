@@ -202,6 +202,10 @@ def test_generated_spans_give_the_same_rows() -> None:
     assert taken > deferred and samples > 200, (taken, samples, deferred)
 
 
+def test_row_binary_columns_are_the_sample_fields_in_order() -> None:
+    assert native.ROW_BINARY_COLUMNS == rows.SAMPLE_COLUMNS
+
+
 def test_an_undecodable_message_is_left_to_the_python_path() -> None:
     assert native.decode_traces([b"\x0a\xff\xff", b""], OPTIONS)[0] is None
 

@@ -7,8 +7,9 @@ the bus position it came from, so ingest never commits past something still wait
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from watchkeeper.agent.bus import TopicPartition
 from watchkeeper.collectors.normalise.native import PreparedSample
@@ -16,6 +17,7 @@ from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 
 Ref = tuple[TopicPartition, int]  # (topic, partition), offset
 Key = tuple[str, str]  # trace id, span id
+T = TypeVar("T")
 Pending = SpanView | PreparedSample  # the compiled path's spans come already normalised
 CHOICE = "gen_ai.choice"
 ROLE_MESSAGE_PREFIX = "gen_ai."
@@ -43,6 +45,18 @@ class Joined:
     ref: Ref  # where the span came from on the bus
 
 
+def _arrived_by(items: dict[Key, T], cutoff: float, force: bool,
+                arrived: Callable[[T], float]) -> list[Key]:
+    """Keys whose item arrived by the cutoff. Items are kept in arrival order, so the scan
+    stops at the first later one: a flush costs what it releases, not what is waiting."""
+    keys = []
+    for key, item in items.items():
+        if not force and arrived(item) > cutoff:
+            break
+        keys.append(key)
+    return keys
+
+
 class Joiner:
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
@@ -58,6 +72,7 @@ class Joiner:
         waiting = _Span(span, now, ref)
         if self._logs and key in self._logs:
             waiting.logs = self._logs.pop(key)
+        self._spans.pop(key, None)  # a repeated span goes to the back: arrival order is kept
         self._spans[key] = waiting
 
     def add_log(self, log: LogView, ref: Ref, now: float) -> None:
@@ -73,8 +88,7 @@ class Joiner:
 
     def due(self, now: float, force: bool = False) -> tuple[list[Joined], list[LogView]]:
         """Spans whose window has passed, with their logs; and logs that never met a span."""
-        cutoff = now - self.window_s
-        ready = [key for key, s in self._spans.items() if force or s.arrived <= cutoff]
+        ready = _arrived_by(self._spans, now - self.window_s, force, lambda s: s.arrived)
         joined = []
         for key in ready:
             waiting = self._spans.pop(key)
@@ -86,8 +100,7 @@ class Joiner:
         # A log waits two windows for its span: the span may be the slower of the two.
         orphan_cutoff = now - 2 * self.window_s
         orphans: list[LogView] = []
-        for key in [k for k, items in self._logs.items()
-                    if force or items[0].arrived <= orphan_cutoff]:
+        for key in _arrived_by(self._logs, orphan_cutoff, force, lambda items: items[0].arrived):
             orphans += [w.log for w in self._logs.pop(key)]
         keep: list[_Waiting] = []
         for item in self._idless:

@@ -1,10 +1,14 @@
 """Ingest: wk.spans → normalise → ClickHouse (samples, spans, user_feedback) → wk.samples.
 
 At least once: offsets are committed only after the insert (and after wk.samples holds the
-published samples), and never past an item still in the join window. A replay must not show a
-sample twice even to queries without FINAL, so samples from the stretch of a partition that an
-earlier owner may already have stored are checked against the table before they are inserted;
-beyond that stretch, ids are new by construction (one partition, one owner).
+published samples), and never past an item still in the join window. A batch is stored on a
+writer thread while the next one is read and decoded (both the insert and the compiled decoder
+run without the GIL); one batch is in flight at a time, so a slow store slows reading down,
+and none while polling, where rebalances happen.
+A replay must not show a sample twice even to queries without FINAL, so samples from the
+stretch of a partition that an earlier owner may already have stored are checked against the
+table before they are inserted; beyond that stretch, ids are new by construction (one
+partition, one owner).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -77,6 +82,8 @@ def _collector_paused(method: F) -> F:
 
 LAG_EVERY_S = 5.0
 PUBLISH_TIMEOUT_S = 30.0
+READ_AHEAD = 4  # batches' worth of messages per poll: each is written while the next decodes
+DECODE_CHUNK = 1000  # messages decoded at once by the compiled path
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -86,7 +93,8 @@ def _micros(ts: datetime) -> int:
 
 @dataclass(slots=True)
 class _Batch:
-    samples: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # id: JSON row, ts µs
+    # sample id: (JSON line, ts in µs, RowBinary row from the compiled path or None)
+    samples: dict[str, tuple[bytes, int, bytes | None]] = field(default_factory=dict)
     partition_of: dict[str, TopicPartition] = field(default_factory=dict)
     maybe_stored: set[str] = field(default_factory=set)  # sample ids from a replayed stretch
     spans: list[bytes] = field(default_factory=list)  # JSON rows (rows.json_row)
@@ -94,6 +102,22 @@ class _Batch:
 
     def __len__(self) -> int:
         return len(self.samples) + len(self.spans) + len(self.feedback)
+
+    def absorb(self, newer: _Batch) -> None:
+        self.samples.update(newer.samples)
+        self.partition_of.update(newer.partition_of)
+        self.maybe_stored |= newer.maybe_stored
+        self.spans += newer.spans
+        self.feedback += newer.feedback
+
+
+@dataclass(slots=True)
+class _Write:
+    """A batch being stored on the writer thread, and the offsets its success makes safe."""
+
+    batch: _Batch
+    offsets: dict[TopicPartition, int]
+    done: Future[None]
 
 
 class IngestService:
@@ -107,6 +131,8 @@ class IngestService:
         self.joiner = Joiner(config.join_window_s)
         self.native = config.native != "off" and native.AVAILABLE
         self._batch = _Batch()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wk-ingest-writer")
+        self._inflight: _Write | None = None
         self._seen: dict[TopicPartition, int] = {}
         self._last_flush = time.monotonic()
         self._last_lag = 0.0
@@ -116,14 +142,21 @@ class IngestService:
 
     # -- one turn of the loop ---------------------------------------------------------------
     def step(self, timeout_s: float) -> int:
-        records = self.consumer.poll(self.config.batch_max_rows, timeout_s)
+        # A rebalance happens inside poll: a write straddling it could no longer commit its
+        # offsets, and the partitions' new owner would store its samples a second time.
+        self._settle()
+        records = self.consumer.poll(self.config.batch_max_rows * READ_AHEAD, timeout_s)
         now = time.monotonic()
-        decoded = self._decode_natively(records)
-        for record in records:
-            self._take(record, now, decoded.get(id(record)))
-            self._seen[(record.topic, record.partition)] = record.offset + 1
-        if (now - self._last_flush >= self.config.flush_interval_s
-                or len(self._batch) >= self.config.batch_max_rows):
+        for start in range(0, len(records), DECODE_CHUNK):
+            chunk = records[start:start + DECODE_CHUNK]
+            decoded = self._decode_natively(chunk)
+            for record in chunk:
+                self._take(record, now, decoded.get(id(record)))
+                self._seen[(record.topic, record.partition)] = record.offset + 1
+            self._collect(now)
+            if len(self._batch) >= self.config.batch_max_rows:
+                self._write(now)  # stored while the next chunk is decoded
+        if now - self._last_flush >= self.config.flush_interval_s:
             self.flush(now)
         if now - self._last_lag >= LAG_EVERY_S:
             metrics.INGEST_LAG.set(self.consumer.lag())
@@ -134,7 +167,7 @@ class IngestService:
     def _on_revoke(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions went to another consumer, which replays them from the last commit: what
         we hold from them is dropped rather than stored behind the new owner's back."""
-        lost = set(partitions)
+        lost = set(partitions)  # (nothing is in flight: step settles before it polls)
         dropped = self.joiner.drop(lost)
         for key in [k for k, tp in self._batch.partition_of.items() if tp in lost]:
             self._batch.samples.pop(key, None)
@@ -154,6 +187,7 @@ class IngestService:
                 metrics.INGEST_STORE_ERRORS.inc()
                 stop.wait(1.0)
         self.drain()
+        self._writer.shutdown()
         self.consumer.close()
 
     def drain(self) -> None:
@@ -219,16 +253,25 @@ class IngestService:
         dead_letter(self.bus, record, exc).result(PUBLISH_TIMEOUT_S)
 
     # -- storing ------------------------------------------------------------------------------
-    @_collector_paused
     def flush(self, now: float, force: bool = False) -> None:
+        """Store what the join window has released (with force: everything it holds)."""
+        self._collect(now, force)
+        self._write(now)
+        if force:
+            self._settle()
+
+    @_collector_paused
+    def _collect(self, now: float, force: bool = False) -> None:
         joined, orphans = self.joiner.due(now, force)
         horizon = self.consumer.replay_horizon()
         for item in joined:
-            if isinstance(item.span, PreparedSample):
-                key, row = item.span.sample_id, (item.span.line, item.span.ts_us)
+            span = item.span
+            row: tuple[bytes, int, bytes | None]
+            if isinstance(span, PreparedSample):
+                key, row = span.sample_id, (span.line, span.ts_us, span.row_binary)
             else:
-                sample = to_sample(item.span, item.logs, self.options)
-                key, row = str(sample.sample_id), (rows.json_row(sample), _micros(sample.ts))
+                sample = to_sample(span, item.logs, self.options)
+                key, row = str(sample.sample_id), (rows.json_row(sample), _micros(sample.ts), None)
             self._batch.samples[key] = row
             tp, offset = item.ref
             self._batch.partition_of[key] = tp
@@ -237,27 +280,42 @@ class IngestService:
         # Logs that never met their span: late duplicates of content the span already had
         # (streaming events without ids), or content of a span that was lost upstream.
         metrics.INGEST_ORPHAN_LOGS.inc(len(orphans))
+
+    def _write(self, now: float) -> None:
+        """Hand the batch to the writer thread; one batch is in flight at a time."""
         self._last_flush = now
-        batch = self._batch
+        self._settle()
+        batch, self._batch = self._batch, _Batch()
+        self._inflight = _Write(batch, self._offsets(), self._writer.submit(self._store, batch))
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; commit its offsets, or take it back to retry on the
+        next flush (offsets stay uncommitted meanwhile). Part of it may have landed, so every
+        sample in it is checked before the retry."""
+        write, self._inflight = self._inflight, None
+        if write is None:
+            return
         try:
-            self._store(batch)
+            write.done.result()
         except Exception:
-            # Keep the batch and retry on the next flush; offsets stay uncommitted meanwhile.
-            # Part of it may have landed, so every sample in it is checked before the retry.
             log.exception("storing a batch failed, will retry")
             metrics.INGEST_STORE_ERRORS.inc()
-            batch.maybe_stored.update(batch.samples)
+            write.batch.maybe_stored.update(write.batch.samples)
+            write.batch.absorb(self._batch)
+            self._batch = write.batch
             return
-        self._batch = _Batch()
-        self.stored_samples += len(batch.samples)
-        self._commit()
+        self.stored_samples += len(write.batch.samples)
+        self._commit(write.offsets)
 
     def _store(self, batch: _Batch) -> None:
         for key in self._already_stored(batch):
             del batch.samples[key]
             batch.maybe_stored.discard(key)
-        lines = [line for line, _ in batch.samples.values()]  # rows and wk.samples alike
-        self._insert("samples", lines)
+        samples = batch.samples.values()
+        self._insert("samples", [line for line, _, binary in samples if binary is None])
+        self._insert("samples", [binary for _, _, binary in samples if binary is not None],
+                     native.ROW_BINARY_COLUMNS)
+        lines = [line for line, _, _ in samples]
         self._insert("spans", batch.spans)
         self._insert("user_feedback", batch.feedback)
         deliveries = [self.bus.publish(TOPIC_SAMPLES, message) for message in pack(lines)]
@@ -277,23 +335,28 @@ class IngestService:
                         "hi": EPOCH + timedelta(microseconds=max(stamps))})
         return {row[0] for row in found.rows}
 
-    def _insert(self, table: str, data: list[bytes]) -> None:
+    def _insert(self, table: str, data: list[bytes], row_binary: tuple[str, ...] = ()) -> None:
+        """JSON lines, or with `row_binary` (its columns) RowBinary rows."""
         if not data:
             return
         started = time.perf_counter()
-        self.store.insert_json(table, data)
+        if row_binary:
+            self.store.insert_row_binary(table, row_binary, data)
+        else:
+            self.store.insert_json(table, data)
         metrics.INGEST_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INGEST_ROWS.labels(table).inc(len(data))
 
-    def _commit(self) -> None:
+    def _offsets(self) -> dict[TopicPartition, int]:
+        """Next offsets to read, never past an item still waiting in the join window."""
         low: dict[TopicPartition, int] = defaultdict(lambda: 1 << 62)
         for tp, offset in self.joiner.refs():
             low[tp] = min(low[tp], offset)
-        offsets = {tp: min(seen, low[tp]) if tp in low else seen
-                   for tp, seen in self._seen.items()}
+        return {tp: min(seen, low[tp]) if tp in low else seen for tp, seen in self._seen.items()}
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if offsets:
             try:
                 self.consumer.commit(offsets)
             except BusError as exc:  # committed on the next flush; a replay is deduplicated
                 log.warning("offset commit failed", extra={"error": str(exc)})
-

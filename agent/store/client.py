@@ -116,6 +116,15 @@ class Store:
             self._client.raw_insert(f"{self.database}.{table}", None, b"\n".join(lines),
                                     settings=JSON_INPUT_SETTINGS, fmt="JSONEachRow")
 
+    def insert_row_binary(self, table: str, columns: Sequence[str], rows: Sequence[bytes]
+                          ) -> None:
+        """Rows already in ClickHouse's RowBinary, with these columns in this order."""
+        if not rows:
+            return
+        with self._lock:
+            self._client.raw_insert(f"{self.database}.{table}", list(columns), b"".join(rows),
+                                    fmt="RowBinary")
+
     def close(self) -> None:
         with self._lock:
             try:

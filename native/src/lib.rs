@@ -47,7 +47,7 @@ pub fn decode(data: &[u8], options: &Options) -> Option<Decoded> {
     Some((samples, spans, deferred))
 }
 
-type PySample<'py> = (String, String, String, i64, Bound<'py, PyBytes>, usize);
+type PySample<'py> = (String, String, String, i64, Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize);
 type PyDecoded<'py> = (Vec<PySample<'py>>, Vec<Bound<'py, PyBytes>>, Vec<usize>);
 
 fn to_python(py: Python<'_>, decoded: Decoded) -> PyDecoded<'_> {
@@ -55,7 +55,8 @@ fn to_python(py: Python<'_>, decoded: Decoded) -> PyDecoded<'_> {
     let samples = samples
         .into_iter()
         .map(|(i, s)| {
-            (s.trace_id, s.span_id, s.sample_id, s.ts_us, PyBytes::new(py, s.line.as_bytes()), i)
+            let line = PyBytes::new(py, s.line.as_bytes());
+            (s.trace_id, s.span_id, s.sample_id, s.ts_us, line, PyBytes::new(py, &s.row_binary), i)
         })
         .collect();
     let spans = spans.into_iter().map(|line| PyBytes::new(py, line.as_bytes())).collect();
@@ -63,7 +64,8 @@ fn to_python(py: Python<'_>, decoded: Decoded) -> PyDecoded<'_> {
 }
 
 /// Every message of a poll at once, on all cores and without the GIL. Each result is
-/// ([(trace_id, span_id, sample_id, ts_us, line, index)], [span row], [deferred index]), or
+/// ([(trace_id, span_id, sample_id, ts_us, line, row_binary, index)], [span row],
+/// [deferred index]), or
 /// None for a message that does not decode.
 #[pyfunction]
 #[pyo3(signature = (messages, hash_user_ids, user_id_salt))]
@@ -82,5 +84,6 @@ fn decode_traces<'py>(
 
 #[pymodule]
 fn watchkeeper_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("SAMPLE_COLUMNS", row::SAMPLE_COLUMNS.to_vec())?;
     m.add_function(wrap_pyfunction!(decode_traces, m)?)
 }

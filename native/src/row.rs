@@ -1,6 +1,8 @@
 //! One OTLP span to its `samples` or `spans` row, as a JSON line: the same mapping as
 //! collectors/normalise/normaliser.py for the spans it takes on (see `Outcome::Defer`).
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::trace::v1::Span;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -83,6 +85,7 @@ pub struct SampleRow {
     pub sample_id: String,
     pub ts_us: i64,
     pub line: String,
+    pub row_binary: Vec<u8>,
 }
 
 pub enum Outcome {
@@ -232,7 +235,6 @@ fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> 
             error_type = span.status.as_ref().map(|s| s.message.clone()).unwrap_or_default();
         }
     }
-    let redactions = int(get(attrs, REDACTIONS_KEY))?.unwrap_or(0);
     let user_id = text(first(attrs, USER_ID))?;
     let user_id = if user_id.is_empty() || !ctx.options.hash_user_ids {
         user_id
@@ -241,70 +243,279 @@ fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> 
         pyjson::hex(&digest)[..32].to_string()
     };
     let operation = text(first(attrs, OPERATION))?;
-
     let trace_id = pyjson::hex(&span.trace_id);
     let span_id = pyjson::hex(&span.span_id);
-    let sample_id = sample_id(&trace_id, &span_id);
     let (ts, ts_us) = timestamp(span.start_time_unix_nano);
-    let mut out = String::with_capacity(2048);
-    out.push('{');
-    field(&mut out, "sample_id", &sample_id, true);
-    field(&mut out, "trace_id", &trace_id, false);
-    field(&mut out, "span_id", &span_id, false);
-    field(&mut out, "parent_span_id", &pyjson::hex(&span.parent_span_id), false);
-    field(&mut out, "ts", &ts, false);
-    number(&mut out, "duration_ms", duration_ms(span));
-    field(&mut out, "status", status, false);
-    field(&mut out, "error_type", &class_name(&error_type), false);
-    for (name, keys) in [
-        ("service", SERVICE),
-        ("environment", ENVIRONMENT),
-        ("k8s_namespace", K8S_NAMESPACE),
-        ("k8s_pod", K8S_POD),
-    ] {
-        field(&mut out, name, &text(first(ctx.resource, keys))?, false);
+    let mut input_messages = String::new();
+    messages::write(&input, &mut input_messages);
+    let mut output_messages = String::new();
+    messages::write(&output, &mut output_messages);
+    let fields = SampleFields {
+        sample_id: sample_id(&trace_id, &span_id),
+        parent_span_id: pyjson::hex(&span.parent_span_id),
+        ts,
+        ts_us,
+        duration_ms: duration_ms(span),
+        status,
+        error_type: class_name(&error_type),
+        service: text(first(ctx.resource, SERVICE))?,
+        environment: text(first(ctx.resource, ENVIRONMENT))?,
+        k8s_namespace: text(first(ctx.resource, K8S_NAMESPACE))?,
+        k8s_pod: text(first(ctx.resource, K8S_POD))?,
+        provider: text(first(attrs, PROVIDER))?,
+        operation: if operation.is_empty() { "chat".to_string() } else { operation },
+        request_model: text(first(attrs, REQUEST_MODEL))?,
+        response_model: text(first(attrs, RESPONSE_MODEL))?,
+        input_messages,
+        output_messages,
+        prompt_text: messages::prompt_text(&input),
+        completion_text: messages::joined_text(&output, |_| true),
+        system_instructions: system,
+        input_tokens: count(int(first(attrs, INPUT_TOKENS))?)?,
+        output_tokens: count(int(first(attrs, OUTPUT_TOKENS))?)?,
+        finish_reasons,
+        conversation_id: text(first(attrs, CONVERSATION_ID))?,
+        user_id,
+        attributes: attrs
+            .iter()
+            .filter(|(k, _)| {
+                !(*k == REDACTIONS_KEY
+                    || ALIASES.iter().any(|keys| keys.contains(k))
+                    || (has_content && CONTENT_KEYS.contains(k)))
+            })
+            .map(|(k, v)| (*k, pyjson::attribute_text(v, MAX_ATTRIBUTE_CHARS)))
+            .collect(),
+        redactions: count(Some(int(get(attrs, REDACTIONS_KEY))?.unwrap_or(0)))??,
+        source: if has_content { "genai_latest" } else { "" },
+        scope: ctx.scope,
+        trace_id,
+        span_id,
+    };
+    Some(SampleRow {
+        line: fields.json(),
+        row_binary: fields.row_binary(),
+        sample_id: fields.sample_id.clone(),
+        trace_id: fields.trace_id,
+        span_id: fields.span_id,
+        ts_us,
+    })
+}
+
+/// Token and redaction counts are UInt32 columns: other values are left to the Python path.
+fn count(value: Option<i64>) -> Option<Option<u32>> {
+    match value {
+        None => Some(None),
+        Some(n) => u32::try_from(n).ok().map(Some),
     }
-    field(&mut out, "provider", &text(first(attrs, PROVIDER))?, false);
-    field(&mut out, "operation", if operation.is_empty() { "chat" } else { &operation }, false);
-    field(&mut out, "request_model", &text(first(attrs, REQUEST_MODEL))?, false);
-    field(&mut out, "response_model", &text(first(attrs, RESPONSE_MODEL))?, false);
-    out.push_str(",\"input_messages\":");
-    messages::write(&input, &mut out);
-    out.push_str(",\"output_messages\":");
-    messages::write(&output, &mut out);
-    field(&mut out, "system_instructions", &system, false);
-    field(&mut out, "prompt_text", &messages::prompt_text(&input), false);
-    field(&mut out, "completion_text", &messages::joined_text(&output, |_| true), false);
-    for (name, keys) in [("input_tokens", INPUT_TOKENS), ("output_tokens", OUTPUT_TOKENS)] {
-        if let Some(tokens) = int(first(attrs, keys))? {
-            out.push_str(&format!(",\"{name}\":{tokens}"));
+}
+
+/// A `samples` row: every column's value, written as a JSON line (the table's row through
+/// JSONEachRow and the wk.samples message alike) and as RowBinary (the faster insert).
+struct SampleFields<'a> {
+    sample_id: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    ts: String,
+    ts_us: i64,
+    duration_ms: f64,
+    status: &'static str,
+    error_type: String,
+    service: String,
+    environment: String,
+    k8s_namespace: String,
+    k8s_pod: String,
+    provider: String,
+    operation: String,
+    request_model: String,
+    response_model: String,
+    input_messages: String,
+    output_messages: String,
+    system_instructions: String,
+    prompt_text: String,
+    completion_text: String,
+    input_tokens: Option<u32>,
+    output_tokens: Option<u32>,
+    finish_reasons: Vec<String>,
+    conversation_id: String,
+    user_id: String,
+    attributes: Vec<(&'a str, Cow<'a, str>)>,
+    redactions: u32,
+    source: &'static str,
+    scope: &'a str,
+}
+
+/// The RowBinary column order (`SampleFields::row_binary`); the Python insert names them.
+pub const SAMPLE_COLUMNS: [&str; 30] = [
+    "sample_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "ts",
+    "duration_ms",
+    "status",
+    "error_type",
+    "service",
+    "environment",
+    "k8s_namespace",
+    "k8s_pod",
+    "provider",
+    "operation",
+    "request_model",
+    "response_model",
+    "input_messages",
+    "output_messages",
+    "system_instructions",
+    "prompt_text",
+    "completion_text",
+    "input_tokens",
+    "output_tokens",
+    "finish_reasons",
+    "conversation_id",
+    "user_id",
+    "attributes",
+    "redactions",
+    "source",
+    "scope",
+];
+
+impl SampleFields<'_> {
+    fn strings_before_content(&self) -> [(&'static str, &str); 15] {
+        [
+            ("sample_id", &self.sample_id),
+            ("trace_id", &self.trace_id),
+            ("span_id", &self.span_id),
+            ("parent_span_id", &self.parent_span_id),
+            ("ts", &self.ts),
+            ("status", self.status),
+            ("error_type", &self.error_type),
+            ("service", &self.service),
+            ("environment", &self.environment),
+            ("k8s_namespace", &self.k8s_namespace),
+            ("k8s_pod", &self.k8s_pod),
+            ("provider", &self.provider),
+            ("operation", &self.operation),
+            ("request_model", &self.request_model),
+            ("response_model", &self.response_model),
+        ]
+    }
+
+    fn json(&self) -> String {
+        let mut out = String::with_capacity(
+            1024 + 2 * (self.input_messages.len() + self.output_messages.len()),
+        );
+        out.push('{');
+        for (i, (name, value)) in self.strings_before_content().into_iter().enumerate() {
+            field(&mut out, name, value, i == 0);
+            if name == "ts" {
+                number(&mut out, "duration_ms", self.duration_ms);
+            }
         }
-    }
-    out.push_str(",\"finish_reasons\":[");
-    for (i, reason) in finish_reasons.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+        out.push_str(",\"input_messages\":");
+        out.push_str(&self.input_messages);
+        out.push_str(",\"output_messages\":");
+        out.push_str(&self.output_messages);
+        field(&mut out, "system_instructions", &self.system_instructions, false);
+        field(&mut out, "prompt_text", &self.prompt_text, false);
+        field(&mut out, "completion_text", &self.completion_text, false);
+        for (name, tokens) in
+            [("input_tokens", self.input_tokens), ("output_tokens", self.output_tokens)]
+        {
+            if let Some(tokens) = tokens {
+                out.push_str(&format!(",\"{name}\":{tokens}"));
+            }
         }
-        string(reason, &mut out);
+        out.push_str(",\"finish_reasons\":[");
+        for (i, reason) in self.finish_reasons.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(reason, &mut out);
+        }
+        out.push(']');
+        field(&mut out, "conversation_id", &self.conversation_id, false);
+        field(&mut out, "user_id", &self.user_id, false);
+        out.push_str(",\"attributes\":");
+        json_map(&self.attributes, &mut out);
+        out.push_str(&format!(",\"redactions\":{}", self.redactions));
+        field(&mut out, "source", self.source, false);
+        field(&mut out, "scope", self.scope, false);
+        out.push('}');
+        out
     }
-    out.push(']');
-    field(&mut out, "conversation_id", &text(first(attrs, CONVERSATION_ID))?, false);
-    field(&mut out, "user_id", &user_id, false);
-    out.push_str(",\"attributes\":");
-    attribute_map(
-        attrs,
-        |k| {
-            k == REDACTIONS_KEY
-                || ALIASES.iter().any(|keys| keys.contains(&k))
-                || (has_content && CONTENT_KEYS.contains(&k))
-        },
-        &mut out,
-    );
-    out.push_str(&format!(",\"redactions\":{redactions}"));
-    field(&mut out, "source", if has_content { "genai_latest" } else { "" }, false);
-    field(&mut out, "scope", ctx.scope, false);
-    out.push('}');
-    Some(SampleRow { trace_id, span_id, sample_id, ts_us, line: out })
+
+    /// ClickHouse RowBinary, in SAMPLE_COLUMNS order (ingested_at: its default, so the
+    /// insert leaves it out).
+    fn row_binary(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(512 + 2 * (self.input_messages.len() + self.output_messages.len()));
+        // UUID: the two 64-bit halves, each little-endian
+        let hex: String = self.sample_id.chars().filter(|c| *c != '-').collect();
+        let id = u128::from_str_radix(&hex, 16).expect("a sample id is 32 hex digits");
+        out.extend_from_slice(&((id >> 64) as u64).to_le_bytes());
+        out.extend_from_slice(&(id as u64).to_le_bytes());
+        for value in [&self.trace_id, &self.span_id, &self.parent_span_id] {
+            binary_string(value, &mut out);
+        }
+        out.extend_from_slice(&self.ts_us.to_le_bytes()); // DateTime64(6): microseconds
+        out.extend_from_slice(&self.duration_ms.to_le_bytes());
+        for value in [
+            self.status,
+            &self.error_type,
+            &self.service,
+            &self.environment,
+            &self.k8s_namespace,
+            &self.k8s_pod,
+            &self.provider,
+            &self.operation,
+            &self.request_model,
+            &self.response_model,
+            &self.input_messages,
+            &self.output_messages,
+            &self.system_instructions,
+            &self.prompt_text,
+            &self.completion_text,
+        ] {
+            binary_string(value, &mut out);
+        }
+        for tokens in [self.input_tokens, self.output_tokens] {
+            match tokens {
+                None => out.push(1), // Nullable: the null flag
+                Some(n) => {
+                    out.push(0);
+                    out.extend_from_slice(&n.to_le_bytes());
+                }
+            }
+        }
+        varint(self.finish_reasons.len(), &mut out);
+        for reason in &self.finish_reasons {
+            binary_string(reason, &mut out);
+        }
+        binary_string(&self.conversation_id, &mut out);
+        binary_string(&self.user_id, &mut out);
+        varint(self.attributes.len(), &mut out);
+        for (key, value) in &self.attributes {
+            binary_string(key, &mut out);
+            binary_string(value, &mut out);
+        }
+        out.extend_from_slice(&self.redactions.to_le_bytes());
+        binary_string(self.source, &mut out);
+        binary_string(self.scope, &mut out);
+        out
+    }
+}
+
+fn varint(mut n: usize, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn binary_string(value: &str, out: &mut Vec<u8>) {
+    varint(value.len(), out);
+    out.extend_from_slice(value.as_bytes());
 }
 
 fn span_record(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<String> {
@@ -324,22 +535,22 @@ fn span_record(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<String
     field(&mut out, "environment", &text(first(ctx.resource, ENVIRONMENT))?, false);
     field(&mut out, "scope", ctx.scope, false);
     out.push_str(",\"attributes\":");
-    attribute_map(attrs, |_| false, &mut out);
+    let texts: Vec<_> =
+        attrs.iter().map(|(k, v)| (*k, pyjson::attribute_text(v, MAX_ATTRIBUTE_CHARS))).collect();
+    json_map(&texts, &mut out);
     out.push('}');
     Some(out)
 }
 
-fn attribute_map(attrs: &[(&str, Value)], skip: impl Fn(&str) -> bool, out: &mut String) {
+fn json_map(items: &[(&str, Cow<str>)], out: &mut String) {
     out.push('{');
-    let mut first = true;
-    for (key, value) in attrs.iter().filter(|(k, _)| !skip(k)) {
-        if !first {
+    for (i, (key, value)) in items.iter().enumerate() {
+        if i > 0 {
             out.push(',');
         }
-        first = false;
         string(key, out);
         out.push(':');
-        string(&pyjson::attribute_text(value, MAX_ATTRIBUTE_CHARS), out);
+        string(value, out);
     }
     out.push('}');
 }
