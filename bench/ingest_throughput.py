@@ -1,19 +1,23 @@
 """Ingest throughput: GenAI spans from wk.spans into chDB, in samples per second.
 
     python bench/ingest_throughput.py [--messages 50000] [--reps 3] [--spans-per-trace 1]
-                                      [--prompt-bytes 1024] [--profile]
+                                      [--prompt-bytes 1024] [--native auto|off] [--profile]
 
 Each repetition runs in a fresh process (chDB allows one engine per process) with a fresh
 store: `Store(f"chdb://{tmpdir}", StoreConfig())` and `migrate`. N OTLP messages are first
 published onto a `MemoryBus` topic wk.spans as the sidecar writes them (one message per
 trace, redacted, with the `watchkeeper.redactions` count), then `IngestService(...).drain()`
-is timed until every sample is stored and committed (join_window_s=0, other ingest settings
-at their defaults). The row count in `samples` is checked afterwards.
+is timed until every sample is stored and committed (join_window_s=0, `ingest.native` as
+given, other ingest settings at their defaults). The row count in `samples` is checked
+afterwards.
 
-A further run wraps the stages in timers for the breakdown (decode = protobuf parse, span
-views and the joiner; normalise = to_sample; rows = json_rows, the JSON line of each sample,
-which is both its row and its wk.samples message; insert = Store.insert_json; the rest is
-mostly publishing and committing).
+A further run wraps the stages in timers for the breakdown. On the reading thread: compiled
+decode (`native.decode_traces`: protobuf to rows, on every core without the GIL), take (the
+Python side of each message: the Python normaliser's decode for what the compiled path left
+to it, the joiner), collect (spans released by the joiner into the batch; with the Python path
+this is where `to_sample` runs), waiting for the writer. On the writer thread, overlapping
+them: insert (`Store.insert_row_binary` / `insert_json`) and the rest of storing a batch
+(publishing to wk.samples).
 `--profile` also writes a cProfile of one run to bench/out/ingest_throughput.pstats.
 """
 
@@ -94,9 +98,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     from watchkeeper.agent.bus.memory import MemoryBus
     from watchkeeper.agent.config import IngestConfig, StoreConfig
     from watchkeeper.agent.ingest import service as ingest_service
-    from watchkeeper.agent.store import rows
     from watchkeeper.agent.store.client import Store
     from watchkeeper.agent.store.migrate import migrate
+    from watchkeeper.collectors.normalise import native
 
     started = time.perf_counter()
     bus = MemoryBus(max_backlog=args.messages + 10)
@@ -107,15 +111,18 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="wk-bench-ingest-") as tmp:
         store = Store(f"chdb://{tmp}", StoreConfig())
         migrate(store)
-        config = IngestConfig(join_window_s=0)
+        config = IngestConfig(join_window_s=0, native=args.native)
         service = ingest_service.IngestService(bus, store, config)
         stages = None
         if args.stages:
             stages = Stages()
-            service._take = stages.wrap("decode", service._take)  # type: ignore[method-assign]
-            ingest_service.to_sample = stages.wrap("normalise", ingest_service.to_sample)
-            rows.json_rows = stages.wrap("rows", rows.json_rows)
-            store.insert_json = stages.wrap("insert", store.insert_json)  # type: ignore[method-assign]
+            native.decode_traces = stages.wrap("compiled decode", native.decode_traces)
+            service._take = stages.wrap("take", service._take)  # type: ignore[method-assign]
+            service._collect = stages.wrap("collect", service._collect)  # type: ignore[method-assign]
+            service._settle = stages.wrap("waiting for the writer", service._settle)  # type: ignore[method-assign]
+            service._store = stages.wrap("writer: store a batch", service._store)  # type: ignore[method-assign]
+            for name in ("insert_json", "insert_row_binary"):
+                setattr(store, name, stages.wrap("writer: insert", getattr(store, name)))
         setup_s = time.perf_counter() - started
         profiler = None
         if args.profile_to:
@@ -136,6 +143,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     samples = args.messages * args.spans_per_trace
     out: dict[str, Any] = {
         "samples": samples, "stored_rows": stored, "stored_samples": service.stored_samples,
+        "native": service.native,
         "bytes_per_message": size // args.messages, "setup_s": setup_s, "seconds": elapsed,
         "cpu_s": cpu, "samples_per_s": samples / elapsed, "samples_per_cpu_s": samples / cpu,
         "rss_peak_mb": _vmhwm_mb(),
@@ -156,7 +164,7 @@ def _vmhwm_mb() -> float:
 def run_worker(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", "--messages", str(args.messages),
                "--spans-per-trace", str(args.spans_per_trace),
-               "--prompt-bytes", str(args.prompt_bytes), *extra]
+               "--prompt-bytes", str(args.prompt_bytes), "--native", args.native, *extra]
     if args.cpu is not None:
         command = ["taskset", "-c", str(args.cpu), *command]
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
@@ -175,6 +183,8 @@ def main() -> None:
     parser.add_argument("--spans-per-trace", type=int, default=1,
                         help="GenAI spans per message (the sidecar writes one trace each)")
     parser.add_argument("--prompt-bytes", type=int, default=1024)
+    parser.add_argument("--native", choices=("auto", "off"), default="auto",
+                        help="ingest.native: the compiled span-to-row path when installed, or off")
     parser.add_argument("--tag", help="write bench/out/<name>-<tag>.json (a variant run)")
     parser.add_argument("--cpu", type=int, help="pin the worker to this CPU (taskset)")
     parser.add_argument("--profile", action="store_true",
@@ -203,9 +213,12 @@ def main() -> None:
     per_cpu = spread([r["samples_per_cpu_s"] for r in runs])
     total = staged["seconds"]
     parts = dict(staged["stages_s"])
-    parts["other"] = total - sum(parts.values())
-    table(f"Ingest into chDB: {args.messages:,} messages x {args.spans_per_trace} GenAI "
-          f"span(s), ~{args.prompt_bytes} B prompts; median (min-max) of {args.reps} runs",
+    # the writer's stages overlap the reading thread's: "other" is the reading thread's rest
+    parts["other (polling, batching, commits)"] = total - sum(
+        v for k, v in parts.items() if not k.startswith("writer"))
+    path_name = "compiled path" if runs[0]["native"] else "Python path"
+    table(f"Ingest into chDB ({path_name}): {args.messages:,} messages x {args.spans_per_trace} "
+          f"GenAI span(s), ~{args.prompt_bytes} B prompts; median (min-max) of {args.reps} runs",
           ("metric", "value", "goal", "verdict"), [
               ("samples/s, end to end (wall)",
                f"{rate['median']:,.0f} ({rate['min']:,.0f}-{rate['max']:,.0f})",
@@ -224,8 +237,8 @@ def main() -> None:
     path = write_json("ingest_throughput", {
         "settings": {k: v for k, v in vars(args).items()
                      if k not in ("worker", "stages", "profile_to", "tag")},
-        "versions": versions(("watchkeeper", "chdb", "chdb-core", "clickhouse-connect",
-                              "protobuf", "pydantic")),
+        "versions": versions(("watchkeeper", "watchkeeper-native", "chdb", "chdb-core",
+                              "clickhouse-connect", "protobuf", "pydantic")),
         "runs": runs, "samples_per_s": rate, "samples_per_cpu_s": per_cpu,
         "breakdown_run": staged, "breakdown_s": parts,
         "profile": str(profile_path.relative_to(REPO)) if profile_path else None,

@@ -23,10 +23,12 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from clickhouse_http import Running, serve
 from test_store import _sample
 
+from helpers import genai_request
 from watchkeeper.agent.config import StoreConfig
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import TABLES, migrate, migrations
+from watchkeeper.collectors.normalise import NormaliseOptions, native
 
 USER = "watchkeeper"
 PASSWORD = "s3cr:t@p/ss%"  # ':', '@', '/' and '%' must be percent-encoded in a URL
@@ -118,6 +120,26 @@ def test_sample_round_trip_over_http(store: Store) -> None:
                          "WHERE span_id = {s:String}", {"s": c.span_id}).rows
     assert stored[0][0] == text
     assert json.loads(stored[0][1])[0]["parts"][0]["content"] == text
+
+
+@pytest.mark.skipif(not native.AVAILABLE, reason="watchkeeper-native is not installed")
+def test_compiled_rows_over_http_equal_json_rows(store: Store) -> None:
+    """The compiled path's RowBinary rows, inserted over HTTP, read back as the same row its
+    JSON line gives."""
+    migrate(store)
+    db = store.database
+    [decoded] = native.decode_traces([genai_request(
+        {"m1": ("Grüße \\ 'q' \t 🙂", "ok"), "m2": ("hi", "")}, system="be brief")],
+        NormaliseOptions())
+    assert decoded is not None and len(decoded.samples) == 2
+    store.insert_row_binary("samples", native.ROW_BINARY_COLUMNS,
+                            [p.row_binary for p in decoded.samples])
+    store.command(f"CREATE TABLE {db}.from_json AS {db}.samples")
+    store.insert_json("from_json", [p.line for p in decoded.samples])
+    columns = ", ".join(native.ROW_BINARY_COLUMNS)
+    binary, json_rows = (store.query(f"SELECT {columns} FROM {db}.{table} ORDER BY span_id").rows
+                         for table in ("samples", "from_json"))
+    assert binary == json_rows and len(binary) == 2
 
 
 def test_parameters_are_bound_by_the_server(store: Store) -> None:
