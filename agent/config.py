@@ -112,6 +112,12 @@ class IngestConfig(Section):
         "auto", description="the compiled span-to-row path (package watchkeeper-native): "
                             "auto uses it when installed, on requires it, off never uses it")
 
+    @field_validator("native", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        """YAML reads a bare on/off as a boolean."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @field_validator("native")
     @classmethod
     def _native_installed(cls, value: str) -> str:

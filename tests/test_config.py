@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,22 @@ def test_bad_values_name_the_field(tmp_path: Path, yaml_text: str, message: str)
     with pytest.raises(ConfigError) as failure:
         load_settings(path)
     assert message in str(failure.value)
+
+
+def test_native_on_requires_the_compiled_package(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("ingest:\n  native: on\n")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "watchkeeper_native" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"ingest\.native: Value error, the watchkeeper-native "
+                                          "package is not installed"):
+        load_settings(path)  # (YAML reads a bare `on` as true: taken as "on")
+    path.write_text("ingest:\n  native: off\n")
+    assert load_settings(path).ingest.native == "off"
+    with pytest.raises(ConfigError, match=r"ingest\.native: Input should be 'auto', 'on' or"):
+        load_settings(None, **{"ingest.native": "maybe"})
 
 
 def test_secrets_from_files_and_never_printed(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,8 @@ def _compare(message: bytes) -> native.Decoded:
         assert (prepared.sample_id, prepared.trace_id, prepared.span_id) == (
             got[prepared.index]["sample_id"], got[prepared.index]["trace_id"],
             got[prepared.index]["span_id"])
-        assert prepared.ts.isoformat().replace("+00:00", "Z") == got[prepared.index]["ts"]
+        ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=prepared.ts_us)
+        assert ts == datetime.fromisoformat(got[prepared.index]["ts"])
         assert prepared.view().span_id == prepared.span_id
     return decoded
 

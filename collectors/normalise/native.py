@@ -1,8 +1,9 @@
 """The compiled span-to-row path (the `watchkeeper-native` package, built from native/).
 
 It maps the spans whose shape it takes on (latest GenAI content on the span, plain non-LLM
-spans) to the very JSON lines the Python normaliser writes, without holding the GIL, and names
-the others (other conventions' content, span events, feedback) for the Python normaliser.
+spans) to the very JSON lines the Python normaliser writes, plus RowBinary rows for the insert,
+without holding the GIL, and names the others (other conventions' content, message events,
+feedback) for the Python normaliser.
 tests/test_native.py holds the two paths to the same rows. Ingest uses it when it is installed
 (`ingest.native`); without it everything takes the Python path.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import importlib
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import ModuleType
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -48,10 +48,6 @@ class PreparedSample:
     def view(self) -> otlp.SpanView:
         request = ExportTraceServiceRequest.FromString(self.message)
         return next(itertools.islice(otlp.spans(request), self.index, None))
-
-    @property
-    def ts(self) -> datetime:
-        return datetime.fromtimestamp(self.ts_us / 1e6, tz=UTC)
 
 
 @dataclass(slots=True)
