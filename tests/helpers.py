@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -102,15 +103,19 @@ class Service:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.args = args
-        self.proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
+        # The log goes to a file: a pipe nobody reads would stall the service once full.
+        self.log = Path(tempfile.mkstemp(prefix=f"wk-{args[0]}-", suffix=".log")[1])
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=log,
+                                         text=True, env={**os.environ, **(env or {})})
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
+        line = self.proc.stdout.readline()  # the ready line; nothing else goes to stdout
         if not line:
-            raise RuntimeError(f"{args[0]} did not start: "
-                               f"{self.proc.stderr.read() if self.proc.stderr else ''}")
+            raise RuntimeError(f"{args[0]} did not start: {self.log_tail()}")
         self.ports: dict[str, Any] = json.loads(line)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     @property
     def api(self) -> str:

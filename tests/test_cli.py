@@ -21,6 +21,8 @@ def up(tmp_path: Path) -> Iterator[Service]:
     yield agent
     if agent.proc.poll() is None:
         agent.proc.kill()
+    print("--- up log", agent.log_tail(), sep="\n")  # shown on failure
+    agent.log.unlink(missing_ok=True)
 
 
 def test_up_demo_query_and_clean_stop(up: Service) -> None:

@@ -38,10 +38,8 @@ def services() -> Iterator[list[Service]]:
     for service in started:
         if service.proc.poll() is None:
             service.kill()
-        # shown by pytest when the test failed
-        lines = (service.proc.stderr.read() if service.proc.stderr else "").splitlines()
-        print(f"--- {service.args[0]} stderr", *[x for x in lines if "kafka." not in x][-30:],
-              sep="\n")
+        print(f"--- {service.args[0]} log", service.log_tail(), sep="\n")  # shown on failure
+        service.log.unlink(missing_ok=True)
 
 
 def _env(prefix: str) -> dict[str, str]:
