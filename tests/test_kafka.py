@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
 
 from helpers import KafkaBroker, Service, chat_request, post, query_store
-from watchkeeper.agent.bus import TOPIC_DEAD_LETTER, TOPIC_SPANS
+from watchkeeper.agent.bus import TOPIC_DEAD_LETTER, TOPIC_SPANS, TOPICS, BusError
 from watchkeeper.agent.bus.kafka import KafkaBus
 from watchkeeper.agent.config import KafkaConfig
 
@@ -208,6 +209,35 @@ def test_garbage_goes_to_the_dead_letter_topic(kafka: str, prefix: str, tmp_path
     assert headers["wk-source"].startswith(b"wk.spans/")
     assert ingest.stop() == 0
     assert query_store(tmp_path / "store", COUNT) == [{"n": 5, "distinct_ids": 5}]
+
+
+def test_ensure_topics_waits_for_partition_leaders(kafka: str, prefix: str) -> None:
+    """Right after creation a topic is not yet in the metadata, and a consumer joining its
+    group then was assigned nothing, for good ("No partition metadata" in its log). Topics are
+    ready only once every partition has a leader, whoever created them."""
+    bus = KafkaBus(kafka, KafkaConfig(topic_prefix=prefix, partitions=2, max_block_ms=20_000))
+    admin = KafkaAdminClient(bootstrap_servers=kafka)
+    try:
+        *first, last = [prefix + topic for topic in TOPICS]
+        admin.create_topics([NewTopic(name, 2, 1) for name in first])
+
+        def create_last() -> None:
+            time.sleep(1.0)
+            admin.create_topics([NewTopic(last, 2, 1)])
+
+        creator = threading.Thread(target=create_last)
+        started = time.monotonic()
+        creator.start()
+        bus._await_leaders(admin)  # what ensure_topics ends with, after creating what is missing
+        assert time.monotonic() - started >= 1.0  # it waited for another process's topic
+        creator.join()
+        for topic in admin.describe_topics([last]):
+            assert topic["error_code"] == 0 and len(topic["partitions"]) == 2
+        late = KafkaBus(kafka, KafkaConfig(topic_prefix=f"{prefix}none.", max_block_ms=500))
+        with pytest.raises(BusError, match="topics without partition leaders"):
+            late._await_leaders(admin)  # nobody creates these
+    finally:
+        admin.close()
 
 
 def test_a_rebalance_rereads_what_was_dropped(kafka: str, prefix: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -59,9 +60,26 @@ class KafkaBus:
                 with contextlib.suppress(TopicAlreadyExistsError):  # another process won
                     admin.create_topics(missing)
                 log.info("topics created", extra={"topics": [t.name for t in missing]})
+            self._await_leaders(admin)
         finally:
             admin.close()
         self._topics_ready = True
+
+    def _await_leaders(self, admin: KafkaAdminClient) -> None:
+        """A new topic is in the metadata only a moment after it is created (here or by another
+        process). A consumer that joins its group before then is assigned nothing, and the
+        group does not rebalance when the partitions appear: wait until each has a leader."""
+        names = [self.physical(name) for name in TOPICS]
+        deadline = time.monotonic() + self.config.max_block_ms / 1000
+        while True:
+            pending = [t["name"] for t in admin.describe_topics(names)
+                       if t["error_code"] != 0 or not t["partitions"]
+                       or any(p["leader_id"] < 0 for p in t["partitions"])]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise BusError(f"topics without partition leaders: {', '.join(sorted(pending))}")
+            time.sleep(0.05)
 
     def physical(self, topic: str) -> str:
         return self.config.topic_prefix + topic
