@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS
 from watchkeeper.agent.bus.memory import MemoryBus
 from watchkeeper.agent.config import IngestConfig, StoreConfig
@@ -216,7 +217,10 @@ def test_ingest_stores_the_same_rows_with_and_without_it(tmp_path: Path) -> None
     """The captures (span-only, log-record and indexed forms) through ingest both ways: log
     records joining a span the compiled path prepared send it back to the Python normaliser."""
     results = []
+    counted = {signal: metrics.INGEST_MESSAGES.labels(signal) for signal in ("traces", "logs")}
     for mode in ("off", "on"):
+        before = {signal: counter._value.get() for signal, counter in counted.items()}
+        published = {"traces": 0, "logs": 0}
         store = Store(f"chdb://{tmp_path / 'ch'}", StoreConfig(database=f"wk_{mode}"))
         migrate(store)
         bus = MemoryBus()
@@ -229,7 +233,10 @@ def test_ingest_stores_the_same_rows_with_and_without_it(tmp_path: Path) -> None
                     ExportLogsServiceRequest.FromString(body.read_bytes())  # well-formed
                 bus.publish(TOPIC_SPANS, body.read_bytes(),
                             headers=((SIGNAL_HEADER, signal.encode()),))
+                published[signal] += 1
         service.drain()
+        assert {signal: counter._value.get() - before[signal]
+                for signal, counter in counted.items()} == published
         table = store.query(f"SELECT * EXCEPT ingested_at FROM {store.database}.samples "
                             "ORDER BY sample_id")
         results.append(table.rows)

@@ -150,9 +150,12 @@ class IngestService:
         for start in range(0, len(records), DECODE_CHUNK):
             chunk = records[start:start + DECODE_CHUNK]
             decoded = self._decode_natively(chunk)
+            logs = 0
             for record in chunk:
-                self._take(record, now, decoded.get(id(record)))
+                logs += self._take(record, now, decoded.get(id(record)))
                 self._seen[(record.topic, record.partition)] = record.offset + 1
+            self._messages["logs"].inc(logs)  # counted per chunk: a counter costs µs a call
+            self._messages["traces"].inc(len(chunk) - logs)
             self._collect(now)
             if len(self._batch) >= self.config.batch_max_rows:
                 self._write(now)  # stored while the next chunk is decoded
@@ -212,23 +215,23 @@ class IngestService:
         results = native.decode_traces([r.value for r in traces], self.options)
         return {id(r): d for r, d in zip(traces, results, strict=True) if d is not None}
 
-    def _take(self, record: Record, now: float, decoded: native.Decoded | None) -> None:
+    def _take(self, record: Record, now: float, decoded: native.Decoded | None) -> bool:
+        """Returns whether the message held log records (otherwise spans)."""
         ref = ((record.topic, record.partition), record.offset)
-        signal = "logs" if record.header(SIGNAL_HEADER) == b"logs" else "traces"
-        self._messages[signal].inc()
+        is_logs = record.header(SIGNAL_HEADER) == b"logs"
         try:
-            if signal == "logs":
+            if is_logs:
                 logs_request = ExportLogsServiceRequest.FromString(record.value)
                 for item in otlp.logs(logs_request):
                     self.joiner.add_log(item, ref, now)
-                return
+                return True
             deferred = None  # the positions of spans the compiled path left to Python; all
             if decoded is not None:
                 for prepared in decoded.samples:
                     self.joiner.add_span(prepared, ref, now)
                 self._batch.spans += decoded.span_rows
                 if not decoded.deferred:
-                    return
+                    return False
                 deferred = decoded.deferred
             trace_request = ExportTraceServiceRequest.FromString(record.value)
             for i, span in enumerate(otlp.spans(trace_request)):
@@ -236,6 +239,7 @@ class IngestService:
                     self._take_span(span, ref, now)
         except Exception as exc:
             self._dead_letter(record, exc)
+        return is_logs
 
     def _take_span(self, span: otlp.SpanView, ref: Ref, now: float) -> None:
         if is_feedback(span):
