@@ -149,10 +149,9 @@ class IngestService:
         now = time.monotonic()
         for start in range(0, len(records), DECODE_CHUNK):
             chunk = records[start:start + DECODE_CHUNK]
-            decoded = self._decode_natively(chunk)
             logs = 0
-            for record in chunk:
-                logs += self._take(record, now, decoded.get(id(record)))
+            for record, decoded in zip(chunk, self._decode_natively(chunk), strict=True):
+                logs += self._take(record, now, decoded)
                 self._seen[(record.topic, record.partition)] = record.offset + 1
             self._messages["logs"].inc(logs)  # counted per chunk: a counter costs µs a call
             self._messages["traces"].inc(len(chunk) - logs)
@@ -205,15 +204,18 @@ class IngestService:
         log.info("ingest drained", extra={"stored_samples": self.stored_samples})
 
     # -- decoding -----------------------------------------------------------------------------
-    def _decode_natively(self, records: list[Record]) -> dict[int, native.Decoded]:
-        """The poll's trace messages through the compiled path, all at once (by record id)."""
+    def _decode_natively(self, records: list[Record]) -> list[native.Decoded | None]:
+        """The trace messages through the compiled path, all at once; None for the others
+        (log records, or the compiled path not in use) and for what does not decode."""
         if not self.native:
-            return {}
-        traces = [r for r in records if r.header(SIGNAL_HEADER) != b"logs"]
-        if not traces:
-            return {}
-        results = native.decode_traces([r.value for r in traces], self.options)
-        return {id(r): d for r, d in zip(traces, results, strict=True) if d is not None}
+            return [None] * len(records)
+        traces = [i for i, r in enumerate(records) if r.header(SIGNAL_HEADER) != b"logs"]
+        results: list[native.Decoded | None] = [None] * len(records)
+        if traces:
+            decoded = native.decode_traces([records[i].value for i in traces], self.options)
+            for i, result in zip(traces, decoded, strict=True):
+                results[i] = result
+        return results
 
     def _take(self, record: Record, now: float, decoded: native.Decoded | None) -> bool:
         """Returns whether the message held log records (otherwise spans)."""

@@ -251,7 +251,7 @@ fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> 
     let mut output_messages = String::new();
     messages::write(&output, &mut output_messages);
     let fields = SampleFields {
-        sample_id: sample_id(&trace_id, &span_id),
+        sample_uuid: sample_id(&trace_id, &span_id),
         parent_span_id: pyjson::hex(&span.parent_span_id),
         ts,
         ts_us,
@@ -294,7 +294,7 @@ fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> 
     Some(SampleRow {
         line: fields.json(),
         row_binary: fields.row_binary(),
-        sample_id: fields.sample_id.clone(),
+        sample_id: uuid_text(&fields.sample_uuid),
         trace_id: fields.trace_id,
         span_id: fields.span_id,
         ts_us,
@@ -312,7 +312,7 @@ fn count(value: Option<i64>) -> Option<Option<u32>> {
 /// A `samples` row: every column's value, written as a JSON line (the table's row through
 /// JSONEachRow and the wk.samples message alike) and as RowBinary (the faster insert).
 struct SampleFields<'a> {
-    sample_id: String,
+    sample_uuid: [u8; 16],
     trace_id: String,
     span_id: String,
     parent_span_id: String,
@@ -380,13 +380,9 @@ pub const SAMPLE_COLUMNS: [&str; 30] = [
 ];
 
 impl SampleFields<'_> {
-    fn strings_before_content(&self) -> [(&'static str, &str); 15] {
+    /// The short text columns between the timing and the content, in column order.
+    fn labels(&self) -> [(&'static str, &str); 10] {
         [
-            ("sample_id", &self.sample_id),
-            ("trace_id", &self.trace_id),
-            ("span_id", &self.span_id),
-            ("parent_span_id", &self.parent_span_id),
-            ("ts", &self.ts),
             ("status", self.status),
             ("error_type", &self.error_type),
             ("service", &self.service),
@@ -405,11 +401,14 @@ impl SampleFields<'_> {
             1024 + 2 * (self.input_messages.len() + self.output_messages.len()),
         );
         out.push('{');
-        for (i, (name, value)) in self.strings_before_content().into_iter().enumerate() {
-            field(&mut out, name, value, i == 0);
-            if name == "ts" {
-                number(&mut out, "duration_ms", self.duration_ms);
-            }
+        field(&mut out, "sample_id", &uuid_text(&self.sample_uuid), true);
+        field(&mut out, "trace_id", &self.trace_id, false);
+        field(&mut out, "span_id", &self.span_id, false);
+        field(&mut out, "parent_span_id", &self.parent_span_id, false);
+        field(&mut out, "ts", &self.ts, false);
+        number(&mut out, "duration_ms", self.duration_ms);
+        for (name, value) in self.labels() {
+            field(&mut out, name, value, false);
         }
         out.push_str(",\"input_messages\":");
         out.push_str(&self.input_messages);
@@ -450,26 +449,18 @@ impl SampleFields<'_> {
         let mut out =
             Vec::with_capacity(512 + 2 * (self.input_messages.len() + self.output_messages.len()));
         // UUID: the two 64-bit halves, each little-endian
-        let hex: String = self.sample_id.chars().filter(|c| *c != '-').collect();
-        let id = u128::from_str_radix(&hex, 16).expect("a sample id is 32 hex digits");
-        out.extend_from_slice(&((id >> 64) as u64).to_le_bytes());
-        out.extend_from_slice(&(id as u64).to_le_bytes());
+        for half in self.sample_uuid.chunks_exact(8) {
+            out.extend(half.iter().rev());
+        }
         for value in [&self.trace_id, &self.span_id, &self.parent_span_id] {
             binary_string(value, &mut out);
         }
         out.extend_from_slice(&self.ts_us.to_le_bytes()); // DateTime64(6): microseconds
         out.extend_from_slice(&self.duration_ms.to_le_bytes());
+        for (_, value) in self.labels() {
+            binary_string(value, &mut out);
+        }
         for value in [
-            self.status,
-            &self.error_type,
-            &self.service,
-            &self.environment,
-            &self.k8s_namespace,
-            &self.k8s_pod,
-            &self.provider,
-            &self.operation,
-            &self.request_model,
-            &self.response_model,
             &self.input_messages,
             &self.output_messages,
             &self.system_instructions,
@@ -603,7 +594,7 @@ fn duration_ms(span: &Span) -> f64 {
 }
 
 /// uuid5(SAMPLE_NAMESPACE, "trace:span"): a replayed span lands on the same row.
-fn sample_id(trace_id: &str, span_id: &str) -> String {
+fn sample_id(trace_id: &str, span_id: &str) -> [u8; 16] {
     let mut hasher = Sha1::new();
     hasher.update(SAMPLE_NAMESPACE);
     hasher.update(trace_id.as_bytes());
@@ -612,7 +603,11 @@ fn sample_id(trace_id: &str, span_id: &str) -> String {
     let mut b: [u8; 16] = hasher.finalize()[..16].try_into().expect("SHA-1 has 20 bytes");
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = pyjson::hex(&b);
+    b
+}
+
+fn uuid_text(id: &[u8; 16]) -> String {
+    let h = pyjson::hex(id);
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
