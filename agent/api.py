@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -16,7 +17,9 @@ from pydantic import BaseModel, ValidationError
 from watchkeeper.agent.auth import TokenCheck
 from watchkeeper.agent.review.models import FlagQuery, RecordQuery, ReviewRequest
 from watchkeeper.agent.review.queue import StoreReviews, UnknownFlags
-from watchkeeper.agent.store.client import ReadOnlyViolation, Store
+from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.sandbox import QueryBusy, QueryFailed, Sandbox
+from watchkeeper.agent.store.sql_policy import QueryRefused
 
 Readiness = Callable[[], dict[str, Any]]
 In = TypeVar("In", bound=BaseModel)
@@ -24,13 +27,14 @@ DENIED = {"error": "missing or invalid bearer token"}
 NO_STORE = {"error": "this process does not own a store"}
 
 
-def _json(payload: Any, status: int = 200) -> web.Response:
+def _json(payload: Any, status: int = 200,
+          headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=json.dumps(payload, default=str), status=status,
-                        content_type="application/json")
+                        content_type="application/json", headers=headers)
 
 
-def app(store: Store | None, readiness: Readiness, tokens: TokenCheck,
-        max_rows: int) -> web.Application:
+def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
+        tokens: TokenCheck) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
@@ -47,24 +51,47 @@ def app(store: Store | None, readiness: Readiness, tokens: TokenCheck,
             return _json(DENIED, 401)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    # User queries wait for a slot here, not in a thread, and run on threads of their own:
+    # however many arrive, the threads the receivers and readiness use stay free.
+    slots = asyncio.Semaphore(sandbox.limits.max_concurrent) if sandbox else None
+    workers = (ThreadPoolExecutor(sandbox.limits.max_concurrent, "user-sql")
+               if sandbox else None)
+
     async def query(request: web.Request) -> web.Response:
         if denied(request):
             return _json(DENIED, 401)
-        if store is None:
+        if sandbox is None or slots is None:
             return _json(NO_STORE, 404)
         try:
             payload = await request.json()
             sql = payload["sql"]
             parameters = payload.get("parameters") or None
-        except (json.JSONDecodeError, KeyError, TypeError):
+            if not isinstance(sql, str) or not isinstance(parameters, dict | None):
+                raise TypeError
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             return _json({"error": 'body must be JSON: {"sql": "...", "parameters": {...}}'}, 400)
         try:
-            result = await asyncio.to_thread(store.query_readonly, sql, parameters, max_rows)
-        except ReadOnlyViolation as exc:
+            await asyncio.wait_for(slots.acquire(), sandbox.limits.queue_timeout_s)
+        except TimeoutError:
+            return _json({"error": f"all {sandbox.limits.max_concurrent} query slots are busy"},
+                         429, {"Retry-After": "5"})
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                workers, sandbox.run, sql, parameters)
+        except QueryRefused as exc:
             return _json({"error": str(exc)}, 403)
-        except Exception as exc:
-            return _json({"error": f"{type(exc).__name__}: {exc}"}, 400)
-        return _json({"columns": result.columns, "rows": result.rows})
+        except QueryBusy as exc:
+            return _json({"error": str(exc)}, 429, {"Retry-After": "5"})
+        except QueryFailed as exc:
+            return _json({"error": str(exc), "limit": exc.limit}, 400)
+        finally:
+            slots.release()
+        return _json({"columns": result.columns, "rows": result.rows,
+                      "truncated": result.truncated})
+
+    async def close_workers(_: web.Application) -> None:
+        if workers is not None:
+            workers.shutdown(wait=False, cancel_futures=True)
 
     reviews = StoreReviews(store) if store is not None else None
 
@@ -97,6 +124,7 @@ def app(store: Store | None, readiness: Readiness, tokens: TokenCheck,
         return await on_reviews(request, ReviewRequest, StoreReviews.review)
 
     application = web.Application()
+    application.on_cleanup.append(close_workers)
     application.router.add_get("/healthz", healthz)
     application.router.add_get("/readyz", readyz)
     application.router.add_get("/metrics", prometheus)

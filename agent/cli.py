@@ -75,13 +75,20 @@ def cmd_eval_drift(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from watchkeeper.agent.store.client import Store
     from watchkeeper.agent.store.migrate import migrate
+    from watchkeeper.agent.store.reader import create_reader
 
     settings = _settings(args, **{"store.url": args.store_url})
+    if args.create_readonly_user and settings.store_url.startswith("chdb:"):
+        raise ConfigError("--create-readonly-user: needs a ClickHouse server (store.url); the "
+                          "embedded store confines user SQL per session instead")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.store_url, settings.store)
-    applied = migrate(store)
-    store.close()
-    print(json.dumps({"applied": applied}))
+    try:
+        applied = migrate(store)
+        reader = create_reader(store, settings.query) if args.create_readonly_user else None
+    finally:
+        store.close()
+    print(json.dumps({"applied": applied, "readonly_user": reader}))
     return 0
 
 
@@ -259,6 +266,9 @@ def parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
     migrate.add_argument("--data-dir", type=Path)
     migrate.add_argument("--store-url", help="chdb:///path or http(s)://host:port")
+    migrate.add_argument("--create-readonly-user", action="store_true",
+                         help="also create or update the read-only account user SQL runs as "
+                              "(store.reader_username / store.reader_password)")
     migrate.set_defaults(func=cmd_migrate)
 
     query = sub.add_parser("query", help="read-only SQL over the store")

@@ -83,6 +83,24 @@ class SpoolConfig(Section):
     max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
 
 
+class LimitsConfig(Section):
+    """What one span or log record may carry, like the OpenTelemetry SDK's SpanLimits and
+    LogLimits; the sidecar cuts the rest and records the cut on the item."""
+
+    enabled: bool = True
+    attribute_value_bytes: int = Field(
+        1024 * 1024, gt=0, description="UTF-8 bytes of a string value (or bytes of a bytes "
+                                       "value) in any attribute or log body; prompts live here")
+    array_values: int = Field(1024, gt=0, description="items of an array or key-value list value")
+    span_attributes: int = Field(1024, gt=0)
+    span_events: int = Field(1024, gt=0)
+    span_links: int = Field(128, gt=0)
+    event_attributes: int = Field(128, gt=0)
+    link_attributes: int = Field(128, gt=0)
+    log_attributes: int = Field(1024, gt=0, description="attributes of a log record")
+    resource_attributes: int = Field(1024, gt=0, description="of a resource or a scope")
+
+
 class SidecarConfig(Section):
     host: str = "127.0.0.1"
     otlp_http_port: int = Field(4318, ge=0, le=65535)
@@ -93,6 +111,7 @@ class SidecarConfig(Section):
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ack_timeout_s: float = Field(5.0, gt=0, description="wait for the bus before spooling")
 
     @model_validator(mode="after")
@@ -139,6 +158,12 @@ class StoreConfig(Section):
     retention_days: int = Field(30, ge=1)
     cluster: str | None = None
     replicated: bool = False
+    reader_username: str = Field(
+        "watchkeeper_reader", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="on a ClickHouse server, with reader_password set: the read-only account "
+                    "user SQL runs as (`watchkeeper migrate --create-readonly-user`)")
+    reader_password: SecretStr | None = None
+    reader_password_file: Path | None = None
 
     @field_validator("url")
     @classmethod
@@ -157,6 +182,8 @@ class StoreConfig(Section):
     @model_validator(mode="after")
     def _password(self) -> StoreConfig:
         self.password = _secret_from_file(self.password, self.password_file)
+        self.reader_password = _secret_from_file(self.reader_password,
+                                                 self.reader_password_file)
         return self
 
 
@@ -250,12 +277,24 @@ class ScheduleConfig(Section):
         return value
 
 
+class QueryLimits(Section):
+    """Bounds on SQL a person wrote (the query API, `watchkeeper query`, `dashboards check`),
+    enforced by the engine as settings of a read-only session that the query cannot change."""
+
+    max_execution_time_s: int = Field(30, ge=1, description="then the query is cancelled")
+    max_memory_bytes: int = Field(1024 ** 3, gt=0)
+    max_result_rows: int = Field(10_000, gt=0, description="longer results are cut")
+    max_rows_to_read: int = Field(1_000_000_000, gt=0)
+    max_threads: int = Field(1, ge=1, description="cores one query may use")
+    max_concurrent: int = Field(2, ge=1, description="queries running at once")
+    queue_timeout_s: float = Field(5.0, gt=0, description="wait for a free slot, then 429")
+
+
 class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8686, ge=0, le=65535)
     token: SecretStr | None = None
     token_file: Path | None = None
-    max_rows: int = Field(10_000, gt=0)
 
     @model_validator(mode="after")
     def _token(self) -> ApiConfig:
@@ -276,6 +315,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    query: QueryLimits = Field(default_factory=QueryLimits)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

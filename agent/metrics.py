@@ -10,6 +10,10 @@ SAMPLED_OUT = Counter("wk_sidecar_sampled_out_total", "OTLP items dropped by hea
                       ["signal"])
 REDACTIONS = Counter("wk_sidecar_redactions_total", "values redacted before forwarding",
                      ["signal"])
+LIMITED = Counter("wk_sidecar_limited_total",
+                  "attributes, events, links and array items dropped, and values shortened, "
+                  "by the sidecar's limits; `limit` names the sidecar.limits field",
+                  ["signal", "limit"])
 BAD_REQUESTS = Counter("wk_sidecar_bad_requests_total", "malformed OTLP requests", ["transport"])
 UNAUTHORIZED = Counter("wk_sidecar_unauthorized_total", "requests without a valid token",
                        ["transport"])

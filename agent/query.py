@@ -8,6 +8,7 @@ from typing import Any
 
 from watchkeeper.agent.access import find_owner, open_store
 from watchkeeper.agent.config import Settings
+from watchkeeper.agent.store.sandbox import Sandbox
 
 
 def run_query(settings: Settings, sql: str, *, api: str | None = None,
@@ -18,7 +19,11 @@ def run_query(settings: Settings, sql: str, *, api: str | None = None,
         return body["columns"], body["rows"]
     store = open_store(settings)
     try:
-        result = store.query_readonly(sql, max_rows=settings.api.max_rows)
+        sandbox = Sandbox(store, settings.query)
+        try:
+            result = sandbox.run(sql)
+        finally:
+            sandbox.close()
     finally:
         store.close()
     return result.columns, [list(r) for r in result.rows]

@@ -20,7 +20,7 @@ import grpc
 from aiohttp import web
 
 from watchkeeper.agent import api
-from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.auth import TokenCheck, require_token
 from watchkeeper.agent.bus import Bus, BusError, open_bus
 from watchkeeper.agent.config import Settings
 from watchkeeper.agent.ingest.service import IngestService
@@ -31,6 +31,7 @@ from watchkeeper.agent.sidecar.pipeline import Forwarder, Pipeline
 from watchkeeper.agent.sidecar.spool import Spool
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
+from watchkeeper.agent.store.sandbox import Sandbox
 from watchkeeper.agent.watch.service import WatchService
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.bus: Bus | None = None
         self.store: Store | None = None
+        self.sandbox: Sandbox | None = None
         self._runners: list[web.AppRunner] = []
         self._grpc: grpc.aio.Server | None = None
         self._ingest: IngestService | None = None
@@ -69,12 +71,16 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        require_token(s.api.host, s.api.token, "api")
+        if self.sidecar:
+            require_token(s.sidecar.host, s.sidecar.token, "sidecar")
         self.bus = open_bus(s.bus, s.kafka)
         if self.ingest or self.watch or self.schedule:
             s.data_dir.mkdir(parents=True, exist_ok=True)
             self.store = Store(s.store_url, s.store)
             applied = await asyncio.to_thread(migrate, self.store)
             log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
+            self.sandbox = await asyncio.to_thread(Sandbox, self.store, s.query)
         if self.schedule:
             assert self.store is not None
             self._schedule = ScheduleService(self.store, s.schedule, s.watch, s.data_dir)
@@ -107,7 +113,7 @@ class Runtime:
                 pipeline, tokens, s.sidecar.host, s.sidecar.otlp_grpc_port,
                 s.sidecar.max_body_bytes)
         api_runner = await otlp_http.serve(
-            api.app(self.store, self.readiness, TokenCheck(s.api.token), s.api.max_rows),
+            api.app(self.store, self.sandbox, self.readiness, TokenCheck(s.api.token)),
             s.api.host, s.api.port)
         self._runners.append(api_runner)
         self.ports.api = otlp_http.bound_port(api_runner)
@@ -144,6 +150,8 @@ class Runtime:
     async def stop(self) -> None:
         """Drain: receivers first (no new data), then ingest flushes everything accepted."""
         log.info("draining")
+        if self.sandbox is not None:  # user queries are cancelled, not waited for
+            await asyncio.to_thread(self.sandbox.close)
         if self._grpc is not None:
             await self._grpc.stop(grace=5.0)
         for runner in self._runners[:-1]:

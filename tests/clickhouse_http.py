@@ -277,6 +277,7 @@ class Engine:
 
         self.user = user
         self.password = password
+        self.data_dir = data_dir
         self._conn = chdb.connect(str(data_dir))  # type: ignore[no-untyped-call]
         self._lock = threading.Lock()
         version, timezone, compression = self._conn.query(
@@ -337,7 +338,7 @@ class Engine:
             raise ClickHouseError(62, "SYNTAX_ERROR", "Empty query")
         started = time.monotonic_ns()
         fmt: str | None = None
-        with self._lock:
+        with self._lock, self._session(request):
             # every request starts from the user's defaults: database, then settings
             self._use(request.params.get("database") or "default")
             try:
@@ -361,6 +362,22 @@ class Engine:
                    "result_bytes": written[1] if insert else len(body),
                    "elapsed_ns": time.monotonic_ns() - started}
         return body, fmt, {k: str(v) for k, v in summary.items()}
+
+    @contextlib.contextmanager
+    def _session(self, request: Request) -> Iterator[None]:
+        """A request with `readonly` gets an engine session of its own, as on a server (a
+        read-only session cannot reset its settings for the next request)."""
+        if "readonly" not in request.settings:
+            yield
+            return
+        import chdb
+
+        shared, self._conn = self._conn, chdb.connect(str(self.data_dir))  # type: ignore[no-untyped-call]
+        try:
+            yield
+        finally:
+            self._conn.close()
+            self._conn = shared
 
     def _query(self, text: bytes, request: Request) -> tuple[Any, str]:
         try:

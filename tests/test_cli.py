@@ -58,7 +58,7 @@ def test_query_goes_through_the_owner_api(up: Service) -> None:
     assert owner["pid"] == up.proc.pid
     denied = subprocess.run([*CLI, "query", "--data-dir", str(up.data_dir),
                              "DROP TABLE samples"], capture_output=True, text=True, timeout=60)
-    assert denied.returncode == 1 and "only a single SELECT" in denied.stderr
+    assert denied.returncode == 1 and "only SELECT, DESCRIBE and SHOW TABLES" in denied.stderr
     assert up.stop() == 0
     assert not (up.data_dir / "agent.json").exists()
 

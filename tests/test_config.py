@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from watchkeeper.agent.config import ConfigError, load_settings
 
@@ -85,3 +86,29 @@ def test_cli_exits_2_with_the_field(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "ingest.batch_max_rows: Input should be greater than 0" in done.stderr
+
+
+def test_listeners_beyond_loopback_need_a_token(tmp_path: Path) -> None:
+    """The process refuses to start, before binding anything, and says which setting to add."""
+    cfg = tmp_path / "wk.yaml"
+    cfg.write_text("api:\n  host: 0.0.0.0\n")
+    done = subprocess.run([sys.executable, "-m", "watchkeeper.agent", "--config", str(cfg), "up",
+                           "--data-dir", str(tmp_path), "--api-port", "0",
+                           "--otlp-http-port", "0", "--otlp-grpc-port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "api.host: 0.0.0.0 is reachable from other hosts, so api.token is required" \
+        in done.stderr
+    assert "WATCHKEEPER_API__TOKEN_FILE" in done.stderr
+
+
+def test_sidecar_beyond_loopback_needs_a_token_and_loopback_does_not() -> None:
+    from watchkeeper.agent.auth import is_loopback, require_token
+
+    with pytest.raises(ConfigError, match=r"sidecar\.token is required"):
+        require_token("0.0.0.0", None, "sidecar")
+    with pytest.raises(ConfigError):
+        require_token("agent.internal", None, "sidecar")  # a name may resolve anywhere
+    require_token("0.0.0.0", SecretStr("t"), "sidecar")
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.1"))

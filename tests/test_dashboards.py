@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from helpers import CLI, JsonHandler
-from watchkeeper.agent.config import StoreConfig
+from watchkeeper.agent.config import QueryLimits, StoreConfig
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
+from watchkeeper.agent.store.sandbox import Sandbox
 from watchkeeper.collectors.normalise import Message, Part, Sample
 from watchkeeper.collectors.normalise.sample import Feedback, sample_id_for
 from watchkeeper.dashboards.check import check
@@ -74,8 +75,11 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _run(store: Store) -> Any:
+    """Panels' SQL as `dashboards check` runs it: user SQL, in the read-only sandbox."""
+    sandbox = Sandbox(store, QueryLimits())
+
     def run(sql: str) -> tuple[list[str], list[list[Any]]]:
-        result = store.query_readonly(sql)
+        result = sandbox.run(sql)
         return result.columns, [list(r) for r in result.rows]
     return run
 

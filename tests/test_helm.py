@@ -26,8 +26,9 @@ import pytest
 import yaml
 from opentelemetry.util.re import parse_env_headers
 
+from watchkeeper.agent.auth import require_token
 from watchkeeper.agent.cli import parser as cli_parser
-from watchkeeper.agent.config import Settings, load_settings
+from watchkeeper.agent.config import QueryLimits, Settings, load_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -56,6 +57,7 @@ SECRET_VALUES = {
     "sidecarToken": "sidecar-token-7f3a9c1e",
     "apiToken": "api-token-52bd0e8f",
     "clickhousePassword": "ch-password-c0ffee42",
+    "clickhouseReaderPassword": "ch-reader-password-5eed1e55",
     "kafkaSaslPassword": "kafka-password-d15ea5e9",
     "userIdSalt": "user-salt-8badf00d",
 }
@@ -67,7 +69,10 @@ EVERYTHING = {
               "sasl": {"mechanism": "SCRAM-SHA-512", "username": "watchkeeper"}},
     "clickhouse": {"url": "https://clickhouse.db.svc:8443", "database": "wk_prod",
                    "username": "wk_writer", "cluster": "main", "replicated": True,
-                   "retentionDays": 90},
+                   "retentionDays": 90, "reader": {"username": "wk_sql"}},
+    "query": {"maxExecutionTimeS": 10, "maxMemoryBytes": 536870912, "maxResultRows": 500,
+              "maxRowsToRead": 50000000, "maxThreads": 2, "maxConcurrent": 4,
+              "queueTimeoutS": 2.5},
     "logLevel": "debug",
     "config": {"ingest": {"join_window_s": 3.0, "hash_user_ids": True},
                "kafka": {"linger_ms": 10, "ssl_cafile": "/etc/kafka-ca/ca.crt"},
@@ -104,6 +109,7 @@ EXISTING_SECRETS = {
         "sidecarToken": {"existingSecret": "wk-sidecar", "key": "token"},
         "apiToken": {"existingSecret": "wk-api", "key": "token"},
         "clickhousePassword": {"existingSecret": "clickhouse-creds", "key": "password"},
+        "clickhouseReaderPassword": {"existingSecret": "clickhouse-reader", "key": "password"},
         "kafkaSaslPassword": {"existingSecret": "kafka-creds", "key": "password"},
         "userIdSalt": {"existingSecret": "wk-salt", "key": "salt"},
     },
@@ -119,6 +125,14 @@ EXAMPLE_APP = {"exampleApp": {"enabled": True}, "ingest": {"enabled": False},
 HOSTPATH_MODELS = {"watch": {"models": {"enabled": True, "hostPath": "/mnt/models"},
                              "device": "cuda:1", "precision": "fp16"},
                    "api": {"port": 9090}, "sidecar": {"otlpHttpPort": 14318}}
+
+# The processes that own a store: they run user SQL (or, migrate, create its account).
+STORE_OWNERS = {"ingest", "watch", "schedule", "migrate"}
+
+# The config's query section each value set renders (none given: the agent's defaults).
+QUERY_LIMITS = {"everything": {"max_execution_time_s": 10, "max_memory_bytes": 536870912,
+                               "max_result_rows": 500, "max_rows_to_read": 50000000,
+                               "max_threads": 2, "max_concurrent": 4, "queue_timeout_s": 2.5}}
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -405,10 +419,31 @@ def test_every_container_loads_its_config(rendered: dict[str, list[Doc]], name: 
         ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
         if args.command != "migrate":
             assert ports["api"] == settings.api.port
+            # The agent's own start rule: an API bound beyond loopback needs a token.
+            require_token(settings.api.host, settings.api.token, "api")
+        # The query limits: the chart's defaults are the agent's, and values reach the config.
+        assert settings.query == QueryLimits(**QUERY_LIMITS.get(name, {}))
+        reader = values.get("clickhouse", {}).get("reader", {}).get("username",
+                                                                    "watchkeeper_reader")
+        if args.command in STORE_OWNERS:
+            assert settings.store.reader_username == reader
+            assert settings.store.reader_password is not None
+            expected_reader_password = {
+                "everything": SECRET_VALUES["clickhouseReaderPassword"],
+                "existing-secrets": "existing:clickhouse-reader/password",
+            }.get(name)
+            if expected_reader_password:
+                assert settings.store.reader_password.get_secret_value() == \
+                    expected_reader_password
+            else:  # generated
+                assert len(settings.store.reader_password.get_secret_value()) >= 32
+        else:
+            assert settings.store.reader_password is None
         if args.command == "sidecar":
             assert ports["otlp-http"] == settings.sidecar.otlp_http_port
             assert ports["otlp-grpc"] == settings.sidecar.otlp_grpc_port
             assert settings.sidecar.token is not None, "the sidecar must require a token"
+            require_token(settings.sidecar.host, settings.sidecar.token, "sidecar")
             # The sidecar lives in every app pod: it never gets the ClickHouse password.
             assert settings.store.password is None
         else:
@@ -471,13 +506,18 @@ def test_no_secret_value_outside_secrets(rendered: dict[str, list[Doc]]) -> None
     # Nor is any secret field of the agent's config set, even to something else.
     for name in (full("config"), full("migrate")):
         config = yaml.safe_load(one(docs, "ConfigMap", name)["data"]["config.yaml"])
-        assert not set(_keys(config)) & {"token", "password", "sasl_password", "user_id_salt"}
-    # A generated sidecar token, likewise, is in the Secret only.
-    generated = secret_data(rendered["default"])[(full(""), "sidecar-token")]
-    assert len(generated) >= 32
-    for doc in rendered["default"]:
-        if doc["kind"] != "Secret":
-            assert generated not in yaml.safe_dump(doc)
+        assert not set(_keys(config)) & {"token", "password", "sasl_password", "user_id_salt",
+                                         "reader_password"}
+        assert not [key for key in _keys(config) if key.endswith("_file")]
+    # Generated values (sidecar and API tokens, the reader's password), likewise, are in the
+    # Secrets only.
+    default = rendered["default"]
+    for key in ("sidecar-token", "api-token", "clickhouse-reader-password"):
+        generated = secret_data(default)[(full(""), key)]
+        assert len(generated) >= 32
+        for doc in default:
+            if doc["kind"] != "Secret":
+                assert generated not in yaml.safe_dump(doc), f"{key} leaks into {doc['kind']}"
 
 
 def _keys(tree: Any) -> Iterator[str]:
@@ -503,7 +543,8 @@ def test_existing_secrets_are_referenced_not_created(rendered: dict[str, list[Do
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     referenced.add(ref["name"])
-    assert referenced == {"wk-sidecar", "wk-api", "clickhouse-creds", "kafka-creds", "wk-salt"}
+    assert referenced == {"wk-sidecar", "wk-api", "clickhouse-creds", "clickhouse-reader",
+                          "kafka-creds", "wk-salt"}
 
 
 @pytest.mark.parametrize("name", ["example-app", "everything", "existing-secrets"])
@@ -660,11 +701,108 @@ def test_migrate_is_a_pre_install_and_pre_upgrade_hook(rendered: dict[str, list[
         container = spec["containers"][0]
         args = cli_parser().parse_args(container["args"])
         assert args.command == "migrate"
+        assert args.create_readonly_user  # clickhouse.reader.enabled is on by default
         env = {e["name"] for e in container["env"]}
         assert ("WATCHKEEPER_STORE__PASSWORD_FILE" in env) == (name != "default")
         # The hook's config is the release's config.
         hook_config = one(docs, "ConfigMap", full("migrate"))["data"]["config.yaml"]
         assert yaml.safe_load(hook_config) == config_of(docs)
+
+
+READER_ENV = "WATCHKEEPER_STORE__READER_PASSWORD_FILE"
+
+
+def test_reader_account(helm: str, rendered: dict[str, list[Doc]], tmp_path: Path) -> None:
+    """User SQL runs as the read-only reader: its password reaches the processes that own a
+    store (ingest, watch, schedule) and migrate, which creates the account, as the file that
+    WATCHKEEPER_STORE__READER_PASSWORD_FILE names; a generated one is the same in the release's
+    Secret and in the migrate hook's copy (both come from one render); the sidecar never has
+    it. With clickhouse.reader.enabled off, none of it is rendered."""
+    docs = rendered["default"]
+    data = secret_data(docs)
+    generated = data[(full(""), "clickhouse-reader-password")]
+    assert len(generated) >= 32
+    assert data[(full("migrate"), "clickhouse-reader-password")] == generated
+    assert config_of(docs)["store"]["reader_username"] == "watchkeeper_reader"
+    commands = set()
+    for _, spec, container in watchkeeper_containers(docs):
+        args = cli_parser().parse_args(container["args"])
+        commands.add(args.command)
+        env = {e["name"]: e for e in container["env"]}
+        path = env[READER_ENV]["value"]
+        assert path == "/etc/watchkeeper/secrets/clickhouse-reader-password"
+        assert mounted_files(docs, spec, container)[path] == generated
+        assert getattr(args, "create_readonly_user", False) == (args.command == "migrate")
+    assert commands == STORE_OWNERS
+    for name in ("example-app", "everything", "existing-secrets"):
+        for _, spec, container in watchkeeper_containers(rendered[name]):
+            if container["name"] == "watchkeeper-sidecar":
+                assert READER_ENV not in {e["name"] for e in container["env"]}
+                assert not [path for path in mounted_files(rendered[name], spec, container)
+                            if "reader" in path]
+    # Given by value, the hook carries its own copy of the value; from an existing Secret,
+    # the hook reads that Secret.
+    assert secret_data(rendered["everything"])[(full("migrate"), "clickhouse-reader-password")] \
+        == SECRET_VALUES["clickhouseReaderPassword"]
+    job = one(rendered["existing-secrets"], "Job", full("migrate"))
+    sources = [source["secret"] for volume in job["spec"]["template"]["spec"]["volumes"]
+               for source in volume.get("projected", {}).get("sources", [])]
+    assert {"name": "clickhouse-reader",
+            "items": [{"key": "password", "path": "clickhouse-reader-password"}]} in sources
+
+    off = render(helm, {"clickhouse": {"reader": {"enabled": False}}}, tmp_path)
+    assert "reader_username" not in config_of(off)["store"]
+    assert not [key for _, key in secret_data(off) if key == "clickhouse-reader-password"]
+    assert not [d for d in by_kind(off, "Secret") if d["metadata"]["name"] == full("migrate")]
+    commands = set()
+    for _, spec, container in watchkeeper_containers(off):
+        args = cli_parser().parse_args(container["args"])
+        commands.add(args.command)
+        assert READER_ENV not in {e["name"] for e in container["env"]}
+        assert not [path for path in mounted_files(off, spec, container) if "reader" in path]
+        assert not getattr(args, "create_readonly_user", False)
+        assert "--create-readonly-user" not in container["args"]
+    assert "migrate" in commands
+
+
+def test_reader_is_not_the_schema_owner(helm: str, tmp_path: Path) -> None:
+    """`migrate --create-readonly-user` replaces the reader account: naming the schema owner
+    (clickhouse.username) would turn it read-only, so the chart refuses it."""
+    same = {"clickhouse": {"username": "watchkeeper", "reader": {"username": "watchkeeper"}}}
+    proc = template(helm, same, tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert "clickhouse.reader.username is clickhouse.username" in proc.stderr, proc.stderr
+    same["clickhouse"]["reader"]["enabled"] = False  # type: ignore[index]
+    assert not [d for d in render(helm, same, tmp_path) if d["kind"] == "Job"
+                and "--create-readonly-user" in
+                d["spec"]["template"]["spec"]["containers"][0]["args"]]
+
+
+def test_api_token_is_generated_by_default(rendered: dict[str, list[Doc]]) -> None:
+    """The API binds 0.0.0.0 in pods (the kubelet probes it), so the agent refuses to start
+    there without a token: by default the chart generates one, and every process with an API
+    (the sidecar included) reads it. The probes use /healthz and /readyz, which need none, and
+    nothing in the chart scrapes /metrics without it."""
+    for name in ("default", "example-app"):
+        docs = rendered[name]
+        token = secret_data(docs)[(full(""), "api-token")]
+        assert len(token) >= 32
+        for _, spec, container in watchkeeper_containers(docs):
+            env = {e["name"]: e for e in container["env"]}
+            if cli_parser().parse_args(container["args"]).command == "migrate":
+                assert "WATCHKEEPER_API__TOKEN_FILE" not in env  # no API to protect
+                continue
+            path = env["WATCHKEEPER_API__TOKEN_FILE"]["value"]
+            assert mounted_files(docs, spec, container)[path] == token
+    for name, docs in rendered.items():
+        for _, _, container in watchkeeper_containers(docs):
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if probe in container:
+                    assert container[probe]["httpGet"]["path"] in {"/healthz", "/readyz"}
+                    assert "httpHeaders" not in container[probe]["httpGet"]
+        if "podAnnotations" not in VALUE_SETS[name]:
+            assert "prometheus.io/scrape" not in json.dumps(docs), name
+        assert not [d for d in docs if d["kind"] in ("ServiceMonitor", "PodMonitor")]
 
 
 def test_grafana_datasource(rendered: dict[str, list[Doc]]) -> None:
@@ -677,25 +815,44 @@ def test_grafana_datasource(rendered: dict[str, list[Doc]]) -> None:
     (source,) = provisioning["datasources"]
     assert source["type"] == "grafana-clickhouse-datasource"
     assert source["uid"] == "watchkeeper-clickhouse"
+    # As the read-only reader account, not the schema owner (wk_writer).
     assert source["jsonData"] == {
         "host": "clickhouse.db.svc", "port": 8443, "protocol": "http", "secure": True,
-        "username": "wk_writer", "defaultDatabase": "wk_prod", "tlsSkipVerify": False}
+        "username": "wk_sql", "defaultDatabase": "wk_prod", "tlsSkipVerify": False}
     assert source["secureJsonData"] == {"password": "$__env{WATCHKEEPER_CLICKHOUSE_PASSWORD}"}
     # The same entry as `watchkeeper dashboards export` writes for the same server.
     try:
         from watchkeeper.dashboards.provisioning import datasource
     except ImportError:
         return
-    exported: Any = datasource("https://clickhouse.db.svc:8443", "wk_prod", "wk_writer")
+    exported: Any = datasource("https://clickhouse.db.svc:8443", "wk_prod", "wk_sql")
     (entry,) = exported["datasources"]
     for key in ("name", "type", "uid", "secureJsonData"):
         assert source[key] == entry[key], key
     for key, value in entry["jsonData"].items():
         assert source["jsonData"][key] == value, key
-    default = one(rendered["default"], "ConfigMap", full("grafana-datasource"))
-    default_source = yaml.safe_load(next(iter(default["data"].values())))["datasources"][0]
+    default_source = _datasource(rendered["default"])
     assert default_source["jsonData"]["port"] == 8123
     assert default_source["jsonData"]["secure"] is False
+    assert default_source["jsonData"]["username"] == "watchkeeper_reader"
+
+
+def _datasource(docs: list[Doc]) -> Doc:
+    config_map = one(docs, "ConfigMap", full("grafana-datasource"))
+    source: Doc = yaml.safe_load(next(iter(config_map["data"].values())))["datasources"][0]
+    return source
+
+
+def test_grafana_datasource_user(helm: str, tmp_path: Path) -> None:
+    """The reader's name unless grafana.datasource.username says otherwise; the schema owner
+    only with the reader off. The password stays Grafana's environment variable."""
+    off = _datasource(render(helm, {"clickhouse": {"username": "wk_writer",
+                                                   "reader": {"enabled": False}}}, tmp_path))
+    assert off["jsonData"]["username"] == "wk_writer"
+    named = _datasource(render(helm, {"grafana": {"datasource": {
+        "username": "grafana_ro", "passwordEnv": "GRAFANA_CH_PASSWORD"}}}, tmp_path))
+    assert named["jsonData"]["username"] == "grafana_ro"
+    assert named["secureJsonData"] == {"password": "$__env{GRAFANA_CH_PASSWORD}"}
 
 
 def test_grafana_dashboards_come_from_the_chart_files(helm: str, tmp_path: Path) -> None:
@@ -745,6 +902,16 @@ def test_notes_render(helm: str, tmp_path: Path, name: str) -> None:
         "enabled", False)
     for value in SECRET_VALUES.values():
         assert value not in notes
+    # Where Grafana's password and the API token are (the chart's Secret unless existing).
+    api, reader = ((("wk-api", "token"), ("clickhouse-reader", "password"))
+                   if name == "existing-secrets" else
+                   ((full(""), "api-token"), (full(""), "clickhouse-reader-password")))
+    assert f"key {api[1]} of Secret {api[0]}" in notes
+    reader_user = VALUE_SETS[name].get("clickhouse", {}).get("reader", {}).get(
+        "username", "watchkeeper_reader")
+    assert f"as user {reader_user}." in notes
+    assert (f"WATCHKEEPER_CLICKHOUSE_PASSWORD set from key {reader[1]} of Secret {reader[0]}"
+            in notes)
 
 
 @pytest.mark.parametrize(("values", "complaint"), [
@@ -763,6 +930,17 @@ def test_notes_render(helm: str, tmp_path: Path, name: str) -> None:
     ({"config": {"bus": "memory://"}}, "/config/bus"),
     ({"config": {"unknown_section": {}}}, "unknown_section"),
     ({"secrets": {"apiToken": {"valu": "typo"}}}, "valu"),
+    ({"secrets": {"clickhouseReaderPassword": {"valu": "typo"}}}, "valu"),
+    ({"clickhouse": {"reader": {"username": "wk-reader; DROP"}}}, "/clickhouse/reader/username"),
+    ({"clickhouse": {"reader": {"enabled": "yes"}}}, "/clickhouse/reader/enabled"),
+    ({"clickhouse": {"reader": {"password": "inline"}}}, "password"),
+    ({"query": {"maxThreads": 0}}, "/query/maxThreads"),
+    ({"query": {"queueTimeoutS": 0}}, "/query/queueTimeoutS"),
+    ({"query": {"maxRows": 100}}, "maxRows"),
+    ({"config": {"store": {"reader_password": "inline-secret"}}},
+     "/config/store/reader_password"),
+    ({"config": {"store": {"reader_username": "other"}}}, "/config/store/reader_username"),
+    ({"config": {"query": {"max_threads": 8}}}, "/config/query/max_threads"),
     ({"replicaCount": 2}, "replicaCount"),
 ])
 def test_schema_rejects_bad_values(helm: str, tmp_path: Path, values: dict[str, Any],

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from watchkeeper.agent.config import StoreConfig
 from watchkeeper.agent.store import rows
-from watchkeeper.agent.store.client import ReadOnlyViolation, Store
+from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate, migrations, render
 from watchkeeper.collectors.normalise import Message, Part, Sample
 from watchkeeper.collectors.normalise.sample import sample_id_for
@@ -91,27 +91,6 @@ def test_json_rows_store_every_field_as_given(store: Store) -> None:
     assert stored.pop("ts").replace(tzinfo=UTC) == expected.pop("ts")
     assert stored == expected
     assert stored["output_tokens"] is None  # left out of the JSON: the column's NULL
-
-
-@pytest.mark.parametrize("sql", [
-    "DROP TABLE samples",
-    "INSERT INTO samples (trace_id) VALUES ('x')",
-    "SELECT 1; DROP TABLE samples",
-    "SELECT * FROM file('/etc/passwd')",
-    "SELECT * FROM url('http://127.0.0.1:1/x', CSV)",
-])
-def test_user_sql_is_read_only(store: Store, sql: str) -> None:
-    with pytest.raises(ReadOnlyViolation):
-        store.query_readonly(sql)
-
-
-def test_user_sql_reads_and_binds_parameters(store: Store) -> None:
-    store.insert_json("samples", rows.json_rows([_sample("c" * 16)]))
-    result = store.query_readonly("SELECT span_id FROM samples WHERE service = {s:String}",
-                                  {"s": "svc"})
-    assert result.rows == [("c" * 16,)]
-    assert store.query_readonly("SELECT number FROM system.numbers LIMIT 50",
-                                max_rows=10).rows[:1] == [(0,)]
 
 
 def test_sample_ids_are_stable() -> None:

@@ -24,10 +24,11 @@ from clickhouse_http import Running, serve
 from test_store import _sample
 
 from helpers import genai_request
-from watchkeeper.agent.config import StoreConfig
+from watchkeeper.agent.config import QueryLimits, StoreConfig
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import TABLES, migrate, migrations
+from watchkeeper.agent.store.sandbox import QueryFailed, Sandbox
 from watchkeeper.collectors.normalise import NormaliseOptions, native
 
 USER = "watchkeeper"
@@ -147,7 +148,8 @@ def test_parameters_are_bound_by_the_server(store: Store) -> None:
     sample = _sample("d" * 16)
     store.insert_json("samples", rows.json_rows([sample]))
     # user SQL: unqualified table names resolve in the configured database (`database` param)
-    result = store.query_readonly(
+    sandbox = Sandbox(store, QueryLimits(max_result_rows=10))
+    result = sandbox.run(
         "SELECT span_id FROM samples WHERE service = {s:String} AND sample_id = {id:UUID} "
         "AND ts <= {t:DateTime64(6, 'UTC')} AND has({f:Array(String)}, 'stop')",
         {"s": "svc", "id": sample.sample_id, "t": sample.ts, "f": ["stop", "length"]})
@@ -156,11 +158,12 @@ def test_parameters_are_bound_by_the_server(store: Store) -> None:
     assert store.query("SELECT {v:String} AS v", {"v": tricky}).rows == [(tricky,)]
     long = tricky * 200  # over clickhouse-connect's URL limit: sent as a multipart form
     assert store.query("SELECT {v:String} = {w:String}", {"v": long, "w": long}).rows == [(1,)]
-    assert store.query_readonly("SELECT number FROM system.numbers LIMIT 50",
-                                max_rows=10).rows[:1] == [(0,)]
-    with pytest.raises(DatabaseError, match="UNKNOWN_TABLE") as error:
-        store.query_readonly("SELECT * FROM no_such_table")
-    assert error.value.code == 60
+    assert len(sandbox.run("SELECT number FROM system.numbers LIMIT 50").rows) == 10
+    with pytest.raises(QueryFailed, match="UNKNOWN_TABLE"):
+        sandbox.run("SELECT * FROM no_such_table")
+    with pytest.raises(QueryFailed, match="READONLY"):  # readonly goes with every request
+        sandbox.run("SELECT 1 FROM samples SETTINGS max_result_rows = 0")
+    sandbox.close()
 
 
 def test_credentials_from_config_and_a_wrong_password_rejected(clickhouse: Running) -> None:

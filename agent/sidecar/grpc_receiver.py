@@ -1,5 +1,11 @@
 """OTLP/gRPC receiver (:4317): the trace and logs services. Requests arrive as raw bytes so that
 a malformed one is answered INVALID_ARGUMENT with the reason, like the HTTP side's 400.
+
+The body limit is grpc's max_receive_message_length. grpc core checks it on the message as
+received and again while inflating a compressed one: it inflates into a buffer capped at the
+limit and answers RESOURCE_EXHAUSTED ("Decompressed message larger than max") once the output
+passes it, before the handler runs (grpcio 1.85: a 64 MiB gzip bomb against a 4 MiB limit
+raised the server's peak RSS by about 5 MB; tests/test_hostile_otlp.py measures it).
 """
 
 from __future__ import annotations
@@ -7,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.sidecar import otlp_codec
 from watchkeeper.agent.sidecar.pipeline import Pipeline, Unavailable
 from watchkeeper.agent.sidecar.signals import SIGNALS, Signal
 
@@ -23,13 +29,11 @@ def _handler(pipeline: Pipeline, tokens: TokenCheck, signal: Signal) -> Handler:
         if not tokens.allows(metadata.get("authorization")):
             metrics.UNAUTHORIZED.labels("grpc").inc()
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        request = signal.request()
         try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
+            request = otlp_codec.decode(body, otlp_codec.PROTOBUF, signal.request)
+        except otlp_codec.BadRequest as exc:
             metrics.BAD_REQUESTS.labels("grpc").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"not a valid {type(request).__name__}: {exc}")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             response = await pipeline.export(request, "grpc")
         except Unavailable as exc:

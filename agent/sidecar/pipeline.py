@@ -1,6 +1,7 @@
 """What the sidecar does to every accepted OTLP request, whatever the transport: validate ids,
-head-sample, redact, split by trace id and forward to the bus topic wk.spans; an export is
-acknowledged only once the bus holds it or the disk spool does.
+head-sample, apply the limits (counts, then redact, then value lengths: see limits.py), split
+by trace id and forward to the bus topic wk.spans; an export is acknowledged only once the bus
+holds it or the disk spool does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from google.protobuf.message import Message
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS, Bus, BusError, Delivery
 from watchkeeper.agent.config import SidecarConfig
+from watchkeeper.agent.sidecar.limits import Cuts, Limiter
 from watchkeeper.agent.sidecar.redaction import Redactor
 from watchkeeper.agent.sidecar.sampling import Sampler
 from watchkeeper.agent.sidecar.signals import (
@@ -131,6 +133,7 @@ class Pipeline:
         self.forwarder = forwarder
         self.redactor = Redactor(config.redaction)
         self.sampler = Sampler(config.sampling)
+        self.limiter = Limiter(config.limits)
         # per signal, the in-place steps that each return how many items or values they changed
         self._steps: dict[Signal, tuple[Callable[[Any], int], Callable[[Any], int]]] = {
             TRACES: (self.sampler.traces, self.redactor.traces),
@@ -153,12 +156,19 @@ class Pipeline:
         rejected = keep_only(request, signal, signal.valid)
         metrics.REJECTED.labels(signal.name).inc(rejected)
         metrics.SAMPLED_OUT.labels(signal.name).inc(sample(request))
+        _count_cuts(signal, self.limiter.counts(request, signal))
         metrics.REDACTIONS.labels(signal.name).inc(redact(request))
+        _count_cuts(signal, self.limiter.values(request, signal))
         header = (SIGNAL_HEADER, signal.name.encode())
         messages = [_message(part, trace_id, header)
                     for trace_id, part in _split(request, signal).items()]
         message = f"{rejected} {signal.noun} had invalid trace or span ids" if rejected else ""
         return Outcome(rejected, message), messages
+
+
+def _count_cuts(signal: Signal, cuts: Cuts) -> None:
+    for limit, n in cuts.items():
+        metrics.LIMITED.labels(signal.name, limit).inc(n)
 
 
 def _message(part: Message, trace_id: bytes, header: tuple[str, bytes]) -> BusMessage:

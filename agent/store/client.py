@@ -1,11 +1,11 @@
 """The store: ClickHouse through clickhouse-connect, always. `chdb:///path` opens the in-process
 engine (embedded default, one owner per process); `http(s)://` reaches a server. Same SQL, same
-client API, same schema.
+client API, same schema. This handle is Watchkeeper's own (capture, watchers, detectors); SQL a
+person wrote runs in sandbox.py's read-only sessions instead.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,32 +17,17 @@ from clickhouse_connect.driver.client import Client
 
 from watchkeeper.agent.config import StoreConfig
 
-READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b",
-                       re.IGNORECASE)
-
-
-# Table functions reach outside the database (files, URLs, other servers): never for user SQL.
-OUTSIDE = re.compile(
-    r"\b(file|url|s3|s3Cluster|gcs|azureBlobStorage|hdfs|remote|remoteSecure|cluster|"
-    r"clusterAllReplicas|mysql|postgresql|sqlite|mongodb|redis|jdbc|odbc|executable|input|"
-    r"deltaLake|iceberg|hudi|fileCluster|urlCluster)\s*\(",
-    re.IGNORECASE,
-)
-
 # How ClickHouse reads JSON rows (Store.insert_json): ISO 8601 timestamps as pydantic writes
 # them, and JSON arrays in String columns (a sample's message lists) kept as their JSON text.
 JSON_INPUT_SETTINGS = {"date_time_input_format": "best_effort",
                        "input_format_json_read_arrays_as_strings": 1}
 
 
-class ReadOnlyViolation(ValueError):
-    """Only reading statements are served to users."""
-
-
 @dataclass(frozen=True, slots=True)
 class Result:
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    truncated: bool = False  # more rows matched than the result limit lets through
 
 
 def connect(url: str, config: StoreConfig) -> Client:
@@ -84,22 +69,6 @@ class Store:
               settings: dict[str, Any] | None = None) -> Result:
         with self._lock:
             result = self._client.query(sql, parameters=parameters, settings=settings)
-        return Result(list(result.column_names), [tuple(r) for r in result.result_rows])
-
-    def query_readonly(self, sql: str, parameters: dict[str, Any] | None = None,
-                       max_rows: int = 10_000) -> Result:
-        """User SQL: reading statements only, against the configured database."""
-        if not READ_ONLY.match(sql) or ";" in sql.strip().rstrip(";"):
-            raise ReadOnlyViolation("only a single SELECT, WITH, SHOW, DESCRIBE, EXPLAIN or "
-                                    "EXISTS statement is allowed")
-        if OUTSIDE.search(sql):
-            raise ReadOnlyViolation("table functions that read outside the database are not "
-                                    "allowed")
-        settings = {"max_result_rows": max_rows, "result_overflow_mode": "break"}
-        with self._lock:
-            self._client.database = self.database
-            result = self._client.query(sql.strip().rstrip(";"), parameters=parameters,
-                                        settings=settings)
         return Result(list(result.column_names), [tuple(r) for r in result.result_rows])
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:

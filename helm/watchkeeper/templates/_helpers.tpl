@@ -88,6 +88,7 @@ travels as an environment variable from its Secret.
 sidecarToken: {file: sidecar-token, env: WATCHKEEPER_SIDECAR__TOKEN_FILE}
 apiToken: {file: api-token, env: WATCHKEEPER_API__TOKEN_FILE}
 clickhousePassword: {file: clickhouse-password, env: WATCHKEEPER_STORE__PASSWORD_FILE}
+clickhouseReaderPassword: {file: clickhouse-reader-password, env: WATCHKEEPER_STORE__READER_PASSWORD_FILE}
 kafkaSaslPassword: {file: kafka-sasl-password, env: WATCHKEEPER_KAFKA__SASL_PASSWORD_FILE}
 {{- end }}
 
@@ -98,7 +99,8 @@ Pass (dict "root" $ "secret" "sidecarToken"); "secretName" overrides the chart's
 */}}
 {{- define "watchkeeper.secretRef" -}}
 {{- $s := index .root.Values.secrets .secret }}
-{{- if $s.existingSecret }}
+{{- if not (include "watchkeeper.secretInUse" .) }}
+{{- else if $s.existingSecret }}
 name: {{ $s.existingSecret }}
 key: {{ $s.key }}
 {{- else if or $s.value $s.generate }}
@@ -107,11 +109,55 @@ key: {{ $s.key }}
 {{- end }}
 {{- end }}
 
+{{/* True unless a switch turns the secret's user off (the reader password with
+clickhouse.reader.enabled false): then it is neither created, nor mounted, nor named. Pass
+(dict "root" $ "secret" "clickhouseReaderPassword"). */}}
+{{- define "watchkeeper.secretInUse" -}}
+{{- if or (ne .secret "clickhouseReaderPassword") .root.Values.clickhouse.reader.enabled }}true{{ end }}
+{{- end }}
+
 {{/* True when the chart must create its Secret. */}}
 {{- define "watchkeeper.createsSecret" -}}
+{{- $root := . }}
 {{- range $name, $s := .Values.secrets }}
-{{- if and (not $s.existingSecret) (or $s.value $s.generate) }}true{{ end }}
+{{- if and (include "watchkeeper.secretInUse" (dict "root" $root "secret" $name)) (not $s.existingSecret) (or $s.value $s.generate) }}true{{ end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The base64 value of a secret the chart puts into a Secret of its own (by value, or generated),
+empty for one taken from an existing Secret or not configured. Same arguments as secretRef.
+A generated value is the one the release's Secret holds already (lookup: kept across upgrades),
+else 40 random characters, drawn once per render and remembered on the root context, so the
+release's Secret and the migrate hook's copy of it (both rendered in one pass) hold the same.
+*/}}
+{{- define "watchkeeper.secretValue" -}}
+{{- $s := index .root.Values.secrets .secret }}
+{{- if and (include "watchkeeper.secretInUse" .) (not $s.existingSecret) }}
+{{- if $s.value }}
+{{- $s.value | toString | b64enc }}
+{{- else if $s.generate }}
+{{- if not (hasKey .root "watchkeeperGenerated") }}
+{{- $_ := set .root "watchkeeperGenerated" dict }}
+{{- end }}
+{{- $cache := .root.watchkeeperGenerated }}
+{{- if not (hasKey $cache .secret) }}
+{{- $existing := (lookup "v1" "Secret" .root.Release.Namespace (include "watchkeeper.secretName" .root)) | default dict }}
+{{- $_ := set $cache .secret (index ($existing.data | default dict) $s.key | default (randAlphaNum 40 | b64enc)) }}
+{{- end }}
+{{- index $cache .secret }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The reader account's name, refused when it is the schema owner's (migrate would replace
+that user with a read-only one). */}}
+{{- define "watchkeeper.readerUsername" -}}
+{{- $ch := .Values.clickhouse }}
+{{- if eq $ch.reader.username $ch.username }}
+{{- fail (printf "clickhouse.reader.username is clickhouse.username (%s): the reader must be an account of its own, which `watchkeeper migrate --create-readonly-user` creates or replaces" $ch.username) }}
+{{- end }}
+{{- $ch.reader.username }}
 {{- end }}
 
 {{/*
@@ -188,7 +234,7 @@ livenessProbe:
 
 {{/*
 The agent's config file, from values: what the chart owns (bus, data_dir, listeners, store,
-Kafka, watchers, jobs) with .Values.config merged over it. No secret is ever in it: their
+query limits, Kafka, watchers, jobs) with .Values.config merged over it. No secret is ever in it: their
 *_file paths are set per container through WATCHKEEPER_*_FILE variables, so a container names
 only the secret files it mounts.
 */}}
@@ -215,6 +261,15 @@ only the secret files it mounts.
   "retention_days" ($v.clickhouse.retentionDays | int)
   "replicated" $v.clickhouse.replicated }}
 {{- if $v.clickhouse.cluster }}{{ $_ := set $store "cluster" $v.clickhouse.cluster }}{{ end }}
+{{- if $v.clickhouse.reader.enabled }}{{ $_ := set $store "reader_username" (include "watchkeeper.readerUsername" .) }}{{ end }}
+{{- $query := dict
+  "max_execution_time_s" ($v.query.maxExecutionTimeS | int64)
+  "max_memory_bytes" ($v.query.maxMemoryBytes | int64)
+  "max_result_rows" ($v.query.maxResultRows | int64)
+  "max_rows_to_read" ($v.query.maxRowsToRead | int64)
+  "max_threads" ($v.query.maxThreads | int64)
+  "max_concurrent" ($v.query.maxConcurrent | int64)
+  "queue_timeout_s" ($v.query.queueTimeoutS | float64) }}
 {{- $kafka := dict
   "topic_prefix" $v.kafka.topicPrefix
   "partitions" ($v.kafka.partitions | int)
@@ -238,6 +293,7 @@ only the secret files it mounts.
   "ingest" (dict "group" $v.ingest.group)
   "store" $store
   "api" (dict "host" "0.0.0.0" "port" ($v.api.port | int))
+  "query" $query
   "kafka" $kafka
   "watch" $watch
   "schedule" (dict "jobs" $v.schedule.jobs "alpha" $v.schedule.alpha) }}
