@@ -33,7 +33,8 @@ RUN groupadd --gid 10001 watchkeeper \
 USER 10001:10001
 WORKDIR /tmp
 ENV HOME=/tmp
-EXPOSE 4317 4318 8686
+# API ports: up and ingest 8686, sidecar 8687, watch 8688, schedule 8689 (the Helm chart sets one)
+EXPOSE 4317 4318 8686 8687 8688 8689
 
 ENTRYPOINT ["watchkeeper"]
 CMD ["--help"]

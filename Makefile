@@ -30,10 +30,12 @@ quickstart: $(NATIVE)
 
 ## The test suite (real OTLP exporters, real chDB engine, real instrumentation payloads).
 test: $(NATIVE)
-	$(BIN)/python -m pytest -q
+	WATCHKEEPER_REQUIRE_NATIVE=$$(command -v cargo >/dev/null && echo 1 || echo 0) \
+	  $(BIN)/python -m pytest -q
 
 lint: $(NATIVE)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache --no-logo
 	@if cargo fmt --version >/dev/null 2>&1; then cd native && cargo fmt --check; \
 	  else echo "no rustfmt: native/ formatting not checked"; fi
 	@if cargo clippy --version >/dev/null 2>&1; then cd native && \

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from watchkeeper.agent.config import Settings
-from watchkeeper.agent.runtime import owner_api
+from watchkeeper.agent.owner import owner_api
 from watchkeeper.agent.store.client import Store
 
 

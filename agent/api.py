@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.lifecycle import seconds_left
 from watchkeeper.agent.review.models import FlagQuery, RecordQuery, ReviewRequest
 from watchkeeper.agent.review.queue import StoreReviews, UnknownFlags
 from watchkeeper.agent.store.client import Store
@@ -133,3 +134,35 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
     application.router.add_get("/api/flags/records", records)
     application.router.add_post("/api/reviews", review)
     return application
+
+
+class ApiService:
+    """The API as a service: it starts before the services it reports on and drains after
+    them, so /readyz answers until the end; running user queries are cancelled on drain."""
+
+    name = "api"
+
+    def __init__(self, host: str, port: int, store: Store | None, sandbox: Sandbox | None,
+                 readiness: Readiness, tokens: TokenCheck) -> None:
+        self.host, self.port = host, port
+        self.sandbox = sandbox
+        self._app = app(store, sandbox, readiness, tokens)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=5.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        self.port = int(self._runner.addresses[0][1])  # port 0 asks the OS for a free one
+
+    def ready(self) -> dict[str, Any]:
+        return {}  # answering /readyz at all is the API's readiness
+
+    async def drain(self, deadline: float) -> None:
+        if self.sandbox is not None:  # user queries are cancelled, not waited for
+            await asyncio.to_thread(self.sandbox.close, seconds_left(deadline))
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def stop(self) -> None:
+        self._runner = None

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from watchkeeper.agent.config import ConfigError, Settings, load_settings
+
+# Each kind of process has its own default API port, so that a sidecar, ingest, watch and
+# schedule can run side by side on one host (as docs/operations.md runs them). An api.port in
+# the config file or WATCHKEEPER_API__PORT, or --api-port, wins over it.
+API_PORTS = {"up": 8686, "ingest": 8686, "sidecar": 8687, "watch": 8688, "schedule": 8689}
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -30,6 +36,7 @@ def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool, watch: bool
         "store.url": getattr(args, "store_url", None),
         "api.port": args.api_port,
     })
+    settings.api.port = api_port(settings, args.command)
     shares_bus = sidecar or ingest or watch  # schedule alone reads only the store
     if shares_bus and not (sidecar and ingest) and settings.bus.startswith("memory"):
         raise ConfigError(f"bus: {args.command} alone needs a shared bus such as "
@@ -38,6 +45,27 @@ def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool, watch: bool
     asyncio.run(serve_until_signal(Runtime(settings, sidecar=sidecar, ingest=ingest,
                                            watch=watch, schedule=schedule)))
     return 0
+
+
+def api_port(settings: Settings, command: str) -> int:
+    """The API port a serving command binds: api.port when the file, env or --api-port set
+    it, else the command's own default (API_PORTS)."""
+    if "port" in settings.api.model_fields_set:
+        return settings.api.port
+    return API_PORTS[command]
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _floats(value: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated numbers."""
+    try:
+        return tuple(float(part) for part in _csv(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas: {value!r}"
+                                         ) from None
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -61,15 +89,22 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from watchkeeper.agent.schedule.adhoc import detect
+    from watchkeeper.agent.schedule.adhoc import DetectRequest, detect
 
-    return detect(_settings(args, **{"store.url": args.store_url}), args)
+    request = DetectRequest(detector=args.detector, window=args.window,
+                            reference=args.reference, field=args.field,
+                            embedding=args.embedding, scope=_csv(args.scope),
+                            probes=tuple(args.probe or ()), api=args.api, format=args.format)
+    return detect(_settings(args, **{"store.url": args.store_url}), request)
 
 
 def cmd_eval_drift(args: argparse.Namespace) -> int:
-    from watchkeeper.agent.schedule.evaluation import eval_drift
+    from watchkeeper.agent.schedule.evaluation import DriftEvalRequest, eval_drift
 
-    return eval_drift(args)
+    return eval_drift(DriftEvalRequest(
+        reference=args.reference, shifted=args.shifted, text_col=args.text_col,
+        window=args.window, levels=args.levels, trials=args.trials,
+        detectors=tuple(args.detector or ()), out=args.out, plot=args.plot))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -108,33 +143,70 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train_watcher(args: argparse.Namespace) -> int:
-    from watchkeeper.agent.watch.training import train_watcher
+    from watchkeeper.agent.watch.training import TrainRequest, train_watcher
 
-    return train_watcher(_settings(args, **{"store.url": args.store_url}), args)
+    request = TrainRequest(name=args.name, data=args.data, text_col=args.text_col,
+                           label_col=args.label_col, positive=args.positive,
+                           from_reviews=args.from_reviews, source=args.source, api=args.api,
+                           token=args.token, threshold_rule=args.threshold_rule)
+    return train_watcher(_settings(args, **{"store.url": args.store_url}), request)
 
 
 def cmd_eval_watcher(args: argparse.Namespace) -> int:
-    from watchkeeper.agent.watch.evaluation import eval_watcher
+    from watchkeeper.agent.watch.evaluation import EvalRequest, eval_watcher
 
-    return eval_watcher(_settings(args), args)
+    request = EvalRequest(watcher=args.watcher, data=args.data, text_col=args.text_col,
+                          label_col=args.label_col, positive=args.positive, out=args.out)
+    return eval_watcher(_settings(args), request)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from watchkeeper.agent.review.commands import review
+    """`review list` lists; `review confirm | reject` records a verdict (by default as the
+    user running the command)."""
+    import getpass
 
-    return review(_settings(args, **{"store.url": args.store_url}), args)
+    from watchkeeper.agent.review.commands import ListRequest, review
+    from watchkeeper.agent.review.models import FlagQuery, ReviewRequest
+
+    request: ListRequest | ReviewRequest
+    if args.action == "list":
+        request = ListRequest(query=FlagQuery(source=args.source, status=args.status,
+                                              limit=args.limit), format=args.format)
+    else:
+        request = ReviewRequest(flag_ids=args.flag_ids,
+                                verdict="confirmed" if args.action == "confirm" else "rejected",
+                                reviewer=args.reviewer or getpass.getuser(),
+                                note=args.note or "")
+    return review(_settings(args, **{"store.url": args.store_url}), request,
+                  api=args.api, token=args.token)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from watchkeeper.agent.review.export import export
+    from watchkeeper.agent.review.export import ExportRequest, export, parse_since
 
-    return export(_settings(args, **{"store.url": args.store_url}), args)
+    request = ExportRequest(out=args.out, status=args.status, source=args.source,
+                            since=parse_since(args.since) if args.since else None,
+                            format=args.format)
+    return export(_settings(args, **{"store.url": args.store_url}), request,
+                  api=args.api, token=args.token)
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
-    from watchkeeper.dashboards.command import run
+    from watchkeeper.dashboards import command
 
-    return run(args, _settings(args, **{"store.url": getattr(args, "store_url", None)}))
+    request: command.DashboardsRequest
+    if args.action == "export":
+        request = command.ExportRequest(out=args.out, dashboards_only=args.dashboards_only,
+                                        clickhouse_url=args.clickhouse_url)
+    elif args.action == "push":
+        request = command.PushRequest(grafana_url=args.grafana_url, token_file=args.token_file)
+    elif args.action == "report":
+        request = command.ReportRequest(out=args.out, hours=args.hours, api=args.api,
+                                        token=args.token)
+    else:
+        request = command.CheckRequest(hours=args.hours, api=args.api, token=args.token)
+    return command.run(request, _settings(args, **{"store.url": getattr(args, "store_url",
+                                                                        None)}))
 
 
 def reaches_store(command: argparse.ArgumentParser) -> None:
@@ -164,7 +236,11 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--data-dir", type=Path,
                              help="embedded store (and the sidecar's spool) live here")
         command.add_argument("--bus", help="memory:// (only inside up) or kafka://host:port")
-        command.add_argument("--api-port", type=int, help="health, readiness, metrics, query")
+    for command, name in ((up, "up"), (sidecar, "sidecar"), (ingest, "ingest"), (watch, "watch"),
+                          (schedule, "schedule")):
+        command.add_argument("--api-port", type=int,
+                             help="health, readiness, metrics, query (default: api.port, else "
+                                  f"{API_PORTS[name]} for {name})")
     for command in (up, sidecar):
         command.add_argument("--otlp-http-port", type=int)
         command.add_argument("--otlp-grpc-port", type=int)
@@ -200,7 +276,8 @@ def parser() -> argparse.ArgumentParser:
     drift.add_argument("--shifted", type=Path, required=True)
     drift.add_argument("--text-col", default=None, help="for CSV/JSONL corpora")
     drift.add_argument("--window", type=int, default=1000)
-    drift.add_argument("--levels", default="0,0.05,0.1,0.2")
+    drift.add_argument("--levels", type=_floats, default=(0.0, 0.05, 0.1, 0.2),
+                       help="shares of the window drawn from --shifted, comma-separated")
     drift.add_argument("--trials", type=int, default=20)
     drift.add_argument("--detector", action="append", help="repeatable; default: all")
     drift.add_argument("--out", type=Path)
@@ -284,12 +361,34 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--token", help="sidecar token, if it requires one")
     demo.set_defaults(func=cmd_demo)
 
-    from watchkeeper.dashboards.command import add_arguments
-
     dashboards = sub.add_parser("dashboards", help="Grafana dashboards: export, check, push")
-    add_arguments(dashboards)
+    boards = dashboards.add_subparsers(dest="action", required=True)
+    out = boards.add_parser("export", help="dashboard JSON + Grafana provisioning files")
+    out.add_argument("--out", type=Path, required=True)
+    out.add_argument("--dashboards-only", action="store_true",
+                     help="only dashboards/*.json (what the Helm chart ships)")
+    out.add_argument("--clickhouse-url", help="the server Grafana reads (default: store.url, "
+                                              "else http://clickhouse:8123)")
+    check = boards.add_parser("check", help="run every panel's SQL against the store")
+    report = boards.add_parser("report", help="the dashboards as one static HTML file")
+    report.add_argument("--out", type=Path, default=Path("watchkeeper-report.html"))
+    for command in (check, report):
+        reaches_store(command)
+        command.add_argument("--hours", type=float, default=24, help="time range, ending now")
+    push = boards.add_parser("push", help="create or update the dashboards in a Grafana")
+    push.add_argument("--grafana-url", required=True)
+    push.add_argument("--token-file", type=Path,
+                      help="a Grafana service-account token (default: env GRAFANA_TOKEN)")
     dashboards.set_defaults(func=cmd_dashboards)
     return root
+
+
+def _port_flags(command: str) -> str:
+    flags = ["--api-port (api.port)"]
+    if command in ("up", "sidecar"):
+        flags += ["--otlp-http-port (sidecar.otlp_http_port)",
+                  "--otlp-grpc-port (sidecar.otlp_grpc_port)"]
+    return ", ".join(flags)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -299,6 +398,12 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"watchkeeper: configuration error\n{exc}", file=sys.stderr)
         code = 2
+    except OSError as exc:
+        print(f"watchkeeper {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            print(f"watchkeeper {args.command}: a port is taken; choose another with "
+                  f"{_port_flags(args.command)}", file=sys.stderr)
+        code = 1
     except Exception as exc:
         if not isinstance(exc, KeyboardInterrupt):
             print(f"watchkeeper {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

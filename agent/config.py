@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -28,7 +29,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from watchkeeper.agent.schedule.jobs import DetectorJob
+from watchkeeper.agent.jobs import DetectorJob
+from watchkeeper.detectors.options import as_error, describe, renamed
+from watchkeeper.detectors.watchers import registry
 from watchkeeper.detectors.watchers.base import WatcherSpec
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -255,6 +258,31 @@ class WatchConfig(Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     watchers: list[WatcherSpec] = Field(default_factory=_default_watchers)
 
+    @field_validator("watchers", mode="wrap")
+    @classmethod
+    def _each(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> list[WatcherSpec]:
+        """Every entry's kind and options, checked against the kind's options model (the
+        registry's), and every error named after its watcher: `watch.watchers[2] (toxic):
+        options.max_btach: Extra inputs are not permitted`."""
+        if not isinstance(value, list):
+            result: list[WatcherSpec] = handler(value)
+            return result
+        specs, errors = [], []
+        for index, entry in enumerate(value):
+            name = entry.get("name") if isinstance(entry, dict) else getattr(entry, "name", None)
+            try:
+                spec = entry if isinstance(entry, WatcherSpec) else \
+                    WatcherSpec.model_validate(entry)
+            except ValidationError as exc:
+                errors += renamed(exc, str(name or "unnamed"), at=(index,))
+                continue
+            errors += registry.config_errors(spec, index)
+            specs.append(spec)
+        if errors:
+            raise as_error("WatchConfig", errors)
+        checked: list[WatcherSpec] = handler(specs)
+        return checked
+
     @field_validator("watchers")
     @classmethod
     def _unique(cls, value: list[WatcherSpec]) -> list[WatcherSpec]:
@@ -359,7 +387,8 @@ def _describe(error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "config"
         got = item.get("input")
         shown = "" if isinstance(got, dict | SecretStr) or got is None else f" (got {got!r})"
-        lines.append(f"{where}: {item['msg']}{shown}")
+        # an error of one watcher or job names it: `watch.watchers[2] (toxic): options.x: ...`
+        lines.append(f"{describe(item) or where + ': ' + item['msg']}{shown}")
     return "\n".join(lines)
 
 

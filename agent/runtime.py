@@ -8,34 +8,29 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import signal
-import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import grpc
-from aiohttp import web
-
-from watchkeeper.agent import api
+from watchkeeper.agent.api import ApiService
 from watchkeeper.agent.auth import TokenCheck, require_token
-from watchkeeper.agent.bus import Bus, BusError, open_bus
+from watchkeeper.agent.bus import Bus, open_bus
 from watchkeeper.agent.config import Settings
 from watchkeeper.agent.ingest.service import IngestService
+from watchkeeper.agent.lifecycle import Service
+from watchkeeper.agent.owner import clear_owner, write_owner
 from watchkeeper.agent.schedule.service import ScheduleService
-from watchkeeper.agent.sidecar import grpc_receiver
-from watchkeeper.agent.sidecar import http as otlp_http
-from watchkeeper.agent.sidecar.pipeline import Forwarder, Pipeline
-from watchkeeper.agent.sidecar.spool import Spool
+from watchkeeper.agent.sidecar.service import SidecarService
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
 from watchkeeper.agent.store.sandbox import Sandbox
 from watchkeeper.agent.watch.service import WatchService
 
 log = logging.getLogger(__name__)
-OWNER_FILE = "agent.json"
+# How long SIGTERM may take in all: the receivers' grace, ingest's drain of the bus and the
+# join window, the watchers' last batch (Kubernetes' default grace period is 30 s).
+DRAIN_S = 25.0
 
 
 @dataclass
@@ -58,18 +53,13 @@ class Runtime:
         self.bus: Bus | None = None
         self.store: Store | None = None
         self.sandbox: Sandbox | None = None
-        self._runners: list[web.AppRunner] = []
-        self._grpc: grpc.aio.Server | None = None
+        self.services: list[Service] = []
         self._ingest: IngestService | None = None
         self._watch: WatchService | None = None
-        self._schedule: ScheduleService | None = None
-        self._threads: dict[str, threading.Thread] = {}
-        self._stops: dict[str, threading.Event] = {}
-        self._forwarder: Forwarder | None = None
-        self._replay: asyncio.Task[None] | None = None
-        self._stop_replay = asyncio.Event()
 
     async def start(self) -> None:
+        """Open the bus and the store, then start the services in order: the API first (it
+        reports on the others), then what consumes, then the receivers that feed it all."""
         s = self.settings
         require_token(s.api.host, s.api.token, "api")
         if self.sidecar:
@@ -81,42 +71,29 @@ class Runtime:
             applied = await asyncio.to_thread(migrate, self.store)
             log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
             self.sandbox = await asyncio.to_thread(Sandbox, self.store, s.query)
+        api = ApiService(s.api.host, s.api.port, self.store, self.sandbox, self.readiness,
+                         TokenCheck(s.api.token))
+        self.services.append(api)
         if self.schedule:
             assert self.store is not None
-            self._schedule = ScheduleService(self.store, s.schedule, s.watch, s.data_dir)
-            self._schedule.start()
+            self.services.append(ScheduleService(self.store, s.schedule, s.watch, s.data_dir))
         if self.watch:
             assert self.store is not None
             self._watch = await asyncio.to_thread(WatchService, self.bus, self.store, s.watch,
                                                     s.data_dir)
-            self._start_thread("watch", self._watch.run)
+            self.services.append(self._watch)
         if self.ingest:
             assert self.store is not None
             self._ingest = IngestService(self.bus, self.store, s.ingest)
-            self._start_thread("ingest", self._ingest.run)
-        if self.sidecar:
-            spool = None
-            if s.bus.startswith("kafka") and s.sidecar.spool.enabled:
-                spool = Spool(s.sidecar.spool.directory or s.data_dir / "spool",
-                              s.sidecar.spool.max_bytes)
-            self._forwarder = Forwarder(self.bus, spool, s.sidecar.ack_timeout_s)
-            if spool is not None:
-                self._replay = asyncio.create_task(self._forwarder.replay(self._stop_replay))
-            pipeline = Pipeline(s.sidecar, self._forwarder)
-            tokens = TokenCheck(s.sidecar.token)
-            runner = await otlp_http.serve(
-                otlp_http.app(pipeline, tokens, s.sidecar.max_body_bytes),
-                s.sidecar.host, s.sidecar.otlp_http_port)
-            self._runners.append(runner)
-            self.ports.otlp_http = otlp_http.bound_port(runner)
-            self._grpc, self.ports.otlp_grpc = await grpc_receiver.serve(
-                pipeline, tokens, s.sidecar.host, s.sidecar.otlp_grpc_port,
-                s.sidecar.max_body_bytes)
-        api_runner = await otlp_http.serve(
-            api.app(self.store, self.sandbox, self.readiness, TokenCheck(s.api.token)),
-            s.api.host, s.api.port)
-        self._runners.append(api_runner)
-        self.ports.api = otlp_http.bound_port(api_runner)
+            self.services.append(self._ingest)
+        sidecar = SidecarService(s, self.bus) if self.sidecar else None
+        if sidecar is not None:
+            self.services.append(sidecar)
+        for service in self.services:
+            await service.start()
+        self.ports.api = api.port
+        if sidecar is not None:
+            self.ports.otlp_http, self.ports.otlp_grpc = sidecar.http_port, sidecar.grpc_port
         if self.store is not None:
             self._write_owner_file()
         # What start built (modules, models, the engine's bindings) lives until exit: moved out
@@ -126,55 +103,29 @@ class Runtime:
                                                "otlp_grpc": self.ports.otlp_grpc,
                                                "api": self.ports.api, "bus": s.bus})
 
-    def _start_thread(self, name: str, run: Callable[[threading.Event], None]) -> None:
-        self._stops[name] = threading.Event()
-        self._threads[name] = threading.Thread(target=run, args=(self._stops[name],), name=name,
-                                               daemon=True)
-        self._threads[name].start()
-
     def readiness(self) -> dict[str, Any]:
-        """Ready while it can accept data. A sidecar whose bus is down stays ready while its
-        spool has room, and says so; a full spool makes it unready."""
+        """Every service's checks; the bus counts as up while a sidecar's spool has room."""
         checks: dict[str, Any] = {"bus": self.bus is not None and self.bus.healthy()}
-        for name, thread in self._threads.items():
-            checks[name] = thread.is_alive()
-        if self.sidecar:
-            checks["sidecar"] = self._grpc is not None
-            spool = self._forwarder.spool if self._forwarder else None
-            if spool is not None:
-                checks["spool"] = not spool.refusing
-                checks["spool_records"] = spool.depth[0]
-                checks["bus"] = checks["bus"] or checks["spool"]
+        for service in self.services:
+            checks.update(service.ready())
+        if "spool" in checks:
+            checks["bus"] = checks["bus"] or checks["spool"]
         return checks
 
-    async def stop(self) -> None:
-        """Drain: receivers first (no new data), then ingest flushes everything accepted."""
+    async def stop(self, drain_s: float = DRAIN_S) -> None:
+        """Drain in reverse order of start: the receivers first (no new data, the bus holds what
+        was accepted), then ingest stores it, watch scores it, schedule finishes its run, and
+        the API, which answered /readyz all along, goes last."""
         log.info("draining")
-        if self.sandbox is not None:  # user queries are cancelled, not waited for
-            await asyncio.to_thread(self.sandbox.close)
-        if self._grpc is not None:
-            await self._grpc.stop(grace=5.0)
-        for runner in self._runners[:-1]:
-            await runner.cleanup()
-        if self._replay is not None:
-            self._stop_replay.set()
-            await self._replay
-        if self.bus is not None:
-            try:
-                await asyncio.to_thread(self.bus.flush, 10.0)
-            except BusError as exc:  # ingest commits only what the bus holds: nothing is lost
-                log.warning("bus flush on stop failed", extra={"error": str(exc)})
-        for name in ("ingest", "watch"):  # ingest drains into wk.samples, then watch drains it
-            if name in self._threads:
-                self._stops[name].set()
-                await asyncio.to_thread(self._threads[name].join)
-        if self._schedule is not None:
-            await asyncio.to_thread(self._schedule.stop)
-        await self._runners[-1].cleanup()  # the API answers /readyz until the end
+        deadline = time.monotonic() + drain_s
+        for service in reversed(self.services):
+            await service.drain(deadline)
+        for service in reversed(self.services):
+            await service.stop()
         if self.bus is not None:
             self.bus.close()
         if self.store is not None:
-            (self.settings.data_dir / OWNER_FILE).unlink(missing_ok=True)
+            clear_owner(self.settings.data_dir)
             self.store.close()
         log.info("stopped", extra={
             "stored_samples": self._ingest.stored_samples if self._ingest else 0,
@@ -182,18 +133,7 @@ class Runtime:
 
     def _write_owner_file(self) -> None:
         """Tells `watchkeeper query --data-dir` which running process owns the store."""
-        owner = {"pid": os.getpid(), "api": f"http://{self.settings.api.host}:{self.ports.api}"}
-        (self.settings.data_dir / OWNER_FILE).write_text(json.dumps(owner))
-
-
-def owner_api(data_dir: Path) -> str | None:
-    """The API URL of a live process that owns the store under data_dir, if any."""
-    try:
-        owner = json.loads((data_dir / OWNER_FILE).read_text())
-        os.kill(int(owner["pid"]), 0)
-    except (OSError, ValueError, KeyError):
-        return None
-    return str(owner["api"])
+        write_owner(self.settings.data_dir, f"http://{self.settings.api.host}:{self.ports.api}")
 
 
 def _safe_url(url: str) -> str:

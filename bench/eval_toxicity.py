@@ -137,7 +137,7 @@ def main() -> int:
     from watchkeeper.agent.config import load_settings
     from watchkeeper.agent.watch.evaluation import run_evaluation
     from watchkeeper.agent.watch.labelled import load_labelled
-    from watchkeeper.agent.watch.training import train_watcher
+    from watchkeeper.agent.watch.training import TrainRequest, train_watcher
 
     with args.data.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -158,9 +158,9 @@ def main() -> int:
             settings = load_settings(None, data_dir=str(data_dir))
             console.rule(f"positive = {definition} (class in {positive})")
             started = time.perf_counter()
-            train_watcher(settings, argparse.Namespace(
+            train_watcher(settings, TrainRequest(
                 name="toxic", data=train_file, text_col="tweet", label_col="class",
-                positive=",".join(positive), data_dir=data_dir))
+                positive=",".join(positive)))
             train_s = time.perf_counter() - started
             test = load_labelled(test_file, "tweet", "class", positive)
             reports = {name: run_evaluation(settings, name, test)

@@ -6,7 +6,7 @@
 Each repetition runs in a fresh process (chDB allows one engine per process) with a fresh
 store: `Store(f"chdb://{tmpdir}", StoreConfig())` and `migrate`. N OTLP messages are first
 published onto a `MemoryBus` topic wk.spans as the sidecar writes them (one message per
-trace, redacted, with the `watchkeeper.redactions` count), then `IngestService(...).drain()`
+trace, redacted, with the `watchkeeper.redactions` count), then `IngestService(...).drain_bus()`
 is timed until every sample is stored and committed (join_window_s=0, `ingest.native` as
 given, other ingest settings at their defaults). The row count in `samples` is checked
 afterwards.
@@ -131,7 +131,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             profiler = cProfile.Profile()
             profiler.enable()
         cpu0, t0 = os.times(), time.perf_counter()
-        service.drain()
+        service.drain_bus()
         elapsed = time.perf_counter() - t0
         cpu1 = os.times()
         if profiler is not None:

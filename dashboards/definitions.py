@@ -129,11 +129,16 @@ def quality(db: str) -> dashboard.Dashboard:
     scores = f"FROM {db}.scores WHERE $__timeFilter(ts) AND {SERVICE_FILTER} AND error = ''"
     flags = (f"FROM {db}.flags FINAL WHERE $__timeFilter(ts) AND {SERVICE_FILTER} "
              "AND source NOT LIKE 'detector:%'")
+    # A flag's status is its latest verdict in `reviews` (as `watchkeeper review` reads it),
+    # or open without one.
+    verdicts = (f"(SELECT flag_id, argMax(verdict, ts) AS verdict FROM {db}.reviews "
+                "GROUP BY flag_id)")
     panels: list[Panel] = [
         _stat("Flagged samples", f"SELECT uniqExact(sample_id) {flags}", "short",
               "Samples with at least one watcher score past its threshold."),
-        _stat("Open in review queue", f"SELECT count() {flags} AND status = 'open'", "short",
-              "Flags nobody has reviewed yet."),
+        _stat("Open in review queue",
+              f"SELECT count() {flags} AND flag_id NOT IN (SELECT flag_id FROM {db}.reviews)",
+              "short", "Flags nobody has reviewed yet."),
         _stat("Scored samples", f"SELECT uniqExact(sample_id) {scores}", "short",
               "Samples the watchers have scored."),
         _series("Flag rate by watcher and label",
@@ -159,15 +164,18 @@ def quality(db: str) -> dashboard.Dashboard:
                 "Thumbs up / down and scores sent with the SDK's feedback().", span=12),
         _table("Review queue",
                "SELECT f.ts AS time, f.service AS service, f.source AS watcher, "
-               "f.label AS label, round(f.score, 3) AS score, f.status AS status, "
+               "f.label AS label, round(f.score, 3) AS score, "
+               "coalesce(nullIf(r.verdict, ''), 'open') AS status, "
                "f.reason AS reason, left(s.prompt_text, 200) AS prompt, "
                "left(s.completion_text, 200) AS completion, toString(f.flag_id) AS flag_id "
                f"FROM {db}.flags AS f FINAL LEFT JOIN {db}.samples AS s "
-               "ON s.sample_id = f.sample_id "
+               f"ON s.sample_id = f.sample_id LEFT JOIN {verdicts} AS r "
+               "ON r.flag_id = f.flag_id "
                "WHERE $__timeFilter(f.ts) AND f.service IN (${service:singlequote}) "
                "AND f.source NOT LIKE 'detector:%' ORDER BY f.ts DESC LIMIT 200",
-               "The latest flags with the text that raised them. Review with "
-               "`watchkeeper review`.", height=12),
+               "The latest flags with the text that raised them and their status: the latest "
+               "verdict (confirmed, rejected), or open. Review with `watchkeeper review`.",
+               height=12),
     ]
     board = _base("watchkeeper-quality", "Watchkeeper · Quality & safety",
                   "Watcher scores, flags, the review queue and end-user feedback.", db)

@@ -78,5 +78,38 @@ def test_migrate_command(tmp_path: Path) -> None:
                            text=True, timeout=120)
     second = subprocess.run([*CLI, "migrate", "--data-dir", str(tmp_path)], capture_output=True,
                             text=True, timeout=120)
-    assert json.loads(first.stdout)["applied"] == [1, 2, 3, 4]
+    assert json.loads(first.stdout)["applied"] == [1, 2, 3, 4, 5]
     assert json.loads(second.stdout)["applied"] == []
+
+
+def test_each_serving_command_has_its_own_default_api_port(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sidecar, ingest, watch and schedule can run side by side on one host; api.port (file,
+    env) or --api-port still wins."""
+    from watchkeeper.agent.cli import API_PORTS, api_port
+    from watchkeeper.agent.config import load_settings
+
+    alone = ("sidecar", "ingest", "watch", "schedule")
+    assert len({API_PORTS[command] for command in alone}) == len(alone)
+    assert api_port(load_settings(None), "sidecar") == API_PORTS["sidecar"] == 8687
+    assert api_port(load_settings(None), "ingest") == API_PORTS["up"] == 8686
+    assert api_port(load_settings(None, **{"api.port": 7001}), "sidecar") == 7001
+    config = tmp_path / "wk.yaml"
+    config.write_text("api:\n  port: 7002\n")
+    assert api_port(load_settings(config), "watch") == 7002
+    monkeypatch.setenv("WATCHKEEPER_API__PORT", "7003")
+    assert api_port(load_settings(None), "schedule") == 7003
+
+
+def test_a_taken_port_names_the_flag_and_setting(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([*CLI, "schedule", "--data-dir", str(tmp_path), "--api-port",
+                               str(port)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "address already in use" in done.stderr
+    assert "choose another with --api-port (api.port)" in done.stderr

@@ -23,6 +23,16 @@ from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
 from watchkeeper.agent.store.sandbox import Sandbox
+from watchkeeper.agent.store.tables import (
+    DETECTOR_RUNS,
+    FLAGS,
+    REVIEWS,
+    SCORES,
+    DetectorRunRow,
+    FlagRow,
+    ReviewRow,
+    ScoreRow,
+)
 from watchkeeper.collectors.normalise import Message, Part, Sample
 from watchkeeper.collectors.normalise.sample import Feedback, sample_id_for
 from watchkeeper.dashboards.check import check
@@ -45,31 +55,35 @@ def _sample(i: int, service: str, *, error: bool = False) -> Sample:
                   input_tokens=10, output_tokens=20, redactions=i % 2)
 
 
+def _flag_id(n: int) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"flag-{n}")
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     handle = Store(f"chdb://{tmp_path / 'clickhouse'}", StoreConfig())
     migrate(handle)
     samples = [_sample(i, "chat" if i % 3 else "search", error=i % 10 == 0) for i in range(30)]
     handle.insert_json("samples", rows.json_rows(samples))
-    handle.insert("scores", [[s.sample_id, s.ts, s.service, "tox", "1", "completion", "toxic",
-                              0.9 if n < 4 else 0.1, n < 4, 0.5, 3.0, ""]
-                             for n, s in enumerate(samples)],
-                  ("sample_id", "ts", "service", "watcher", "version", "field", "label", "score",
-                   "flagged", "threshold", "latency_ms", "error"))
-    handle.insert("flags", [[uuid.uuid4(), s.sample_id, s.ts, s.service, "watcher:tox",
-                             "toxic 0.90 ≥ 0.50", "toxic", 0.9] for s in samples[:4]],
-                  ("flag_id", "sample_id", "ts", "service", "source", "reason", "label",
-                   "score"))
+    handle.insert_rows(SCORES, [
+        ScoreRow(sample_id=s.sample_id, ts=s.ts, service=s.service, watcher="tox", version="1",
+                 field="completion", label="toxic", score=0.9 if n < 4 else 0.1, flagged=n < 4,
+                 threshold=0.5, latency_ms=3.0, error="")
+        for n, s in enumerate(samples)])
+    handle.insert_rows(FLAGS, [
+        FlagRow(flag_id=_flag_id(n), sample_id=s.sample_id, ts=s.ts, service=s.service,
+                source="watcher:tox", reason="toxic 0.90 ≥ 0.50", label="toxic",
+                field="completion", score=0.9)
+        for n, s in enumerate(samples[:4])])
     handle.insert_json("user_feedback", rows.json_rows([
         Feedback(trace_id="t", span_id="1", ts=NOW, thumbs="down", comment="rude",
                  service="chat")]))
-    handle.insert("detector_runs",
-                  [[uuid.uuid4(), "prompt-drift", "mmd", "service=chat",
-                    NOW - timedelta(hours=1), NOW, NOW - timedelta(hours=2),
-                    NOW - timedelta(hours=1), 0.02, 0.001, 0.05, 0.02, True, 200, 180, "{}"]],
-                  ("run_id", "job", "detector", "scope", "window_start", "window_end",
-                   "reference_start", "reference_end", "statistic", "p_value", "threshold",
-                   "effect_size", "alert", "n_reference", "n_current", "details"))
+    handle.insert_rows(DETECTOR_RUNS, [DetectorRunRow(
+        run_id=uuid.uuid4(), job="prompt-drift", detector="mmd", scope="service=chat",
+        window_start=NOW - timedelta(hours=1), window_end=NOW,
+        reference_start=NOW - timedelta(hours=2), reference_end=NOW - timedelta(hours=1),
+        statistic=0.02, p_value=0.001, threshold=0.05, effect_size=0.02, alert=True,
+        n_reference=200, n_current=180, details="{}")])
     yield handle
     handle.close()
 
@@ -123,9 +137,36 @@ def test_panels_compute_what_they_say(store: Store) -> None:
     assert value("quality", "Flagged samples") == [[4]]
     queue = value("quality", "Review queue")
     assert {row[7] for row in queue} == {f"question {i}" for i in range(4)}  # prompt joined
+    assert {row[5] for row in queue} == {"open"}
+    assert value("quality", "Open in review queue") == [[4]]
     only_search = expand("SELECT count() FROM watchkeeper.samples WHERE "
                          "service IN (${service:singlequote})", RANGE, {"service": ["search"]})
     assert run(only_search)[1] == [[10]]
+
+
+def test_review_panels_read_the_latest_verdict(store: Store) -> None:
+    """Verdicts live in `reviews`, one row each; the latest per flag is its status."""
+    def verdict(n: int, verdict: str, minutes: int) -> ReviewRow:
+        return ReviewRow(flag_id=_flag_id(n), sample_id=None, verdict=verdict, label="toxic",
+                         reviewer="alice", note="", ts=NOW - timedelta(minutes=minutes))
+
+    store.insert_rows(REVIEWS, [verdict(0, "confirmed", 3),
+                                verdict(1, "rejected", 3), verdict(1, "confirmed", 2),
+                                verdict(2, "confirmed", 3), verdict(2, "rejected", 2)])
+    boards = build_all("watchkeeper")
+    run = _run(store)
+    values = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x"]}
+
+    def panel(title: str) -> list[dict[str, Any]]:
+        found = next(p for p in boards["quality"]["panels"] if p["title"] == title)
+        columns, rows = run(expand(found["targets"][0]["rawSql"], RANGE, values))
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    status = {row["flag_id"]: row["status"] for row in panel("Review queue")}
+    assert status == {str(_flag_id(0)): "confirmed", str(_flag_id(1)): "confirmed",
+                      str(_flag_id(2)): "rejected", str(_flag_id(3)): "open"}
+    [open_count] = panel("Open in review queue")
+    assert list(open_count.values()) == [1]
 
 
 def test_export_writes_provisioning_without_secrets(tmp_path: Path) -> None:

@@ -5,11 +5,14 @@ plain queries (no FINAL), as dashboards read them.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,9 +21,19 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
 from helpers import KafkaBroker, Service, chat_request, post, query_store
-from watchkeeper.agent.bus import TOPIC_DEAD_LETTER, TOPIC_SPANS, TOPICS, BusError
+from watchkeeper.agent.bus import (
+    TOPIC_DEAD_LETTER,
+    TOPIC_FLAGGED,
+    TOPIC_SAMPLES,
+    TOPIC_SPANS,
+    TOPICS,
+    BusError,
+)
+from watchkeeper.agent.bus.flagged import FlaggedSample
 from watchkeeper.agent.bus.kafka import KafkaBus
 from watchkeeper.agent.config import KafkaConfig
+from watchkeeper.collectors.normalise import Sample
+from watchkeeper.collectors.normalise.sample import sample_id_for
 
 FAST = {"WATCHKEEPER_INGEST__JOIN_WINDOW_S": "0.2", "WATCHKEEPER_INGEST__FLUSH_INTERVAL_S": "0.1",
         "WATCHKEEPER_LOG_LEVEL": "warning"}
@@ -270,3 +283,79 @@ def test_a_rebalance_rereads_what_was_dropped(kafka: str, prefix: str) -> None:
         second.close()
     finally:
         bus.close()
+
+
+def test_a_plain_consumer_receives_flagged_samples(kafka: str, prefix: str, tmp_path: Path,
+                                                   services: list[Service]) -> None:
+    """wk.flagged is a contract for tools downstream (agent/bus/flagged.py): a labelling tool
+    that knows nothing of Watchkeeper's bus code reads the flagged sample, its reasons and the
+    review queue's flag id from a plain Kafka consumer."""
+    watch = Service("watch", "--bus", f"kafka://{kafka}", "--data-dir", str(tmp_path / "store"),
+                    "--api-port", "0", env={**_env(prefix),
+                                            "WATCHKEEPER_WATCH__GROUP": f"{prefix}watch",
+                                            "WATCHKEEPER_WATCH__BATCH_WAIT_MS": "50"})
+    services.append(watch)
+    now = datetime.now(UTC)
+    samples = [Sample(sample_id=sample_id_for(f"{i:032x}", f"{i:016x}"), trace_id=f"{i:032x}",
+                      span_id=f"{i:016x}", ts=now, service="support-bot", request_model=model,
+                      prompt_text="How do I pick a lock?", completion_text=completion)
+               for i, (model, completion) in enumerate(
+                   [("refusal", "I'm sorry, but I can't help with that request."),
+                    ("fine", "Ask a locksmith.")], start=1)]
+    bus = KafkaBus(kafka, KafkaConfig(topic_prefix=prefix))
+    try:
+        for sample in samples:
+            bus.publish(TOPIC_SAMPLES, sample.model_dump_json().encode(),
+                        key=sample.trace_id.encode()).result(30)
+    finally:
+        bus.close()
+    labeller = KafkaConsumer(f"{prefix}{TOPIC_FLAGGED}", bootstrap_servers=kafka,
+                             auto_offset_reset="earliest", consumer_timeout_ms=20000,
+                             group_id=f"{prefix}labeller")
+    try:
+        records = []
+        for record in labeller:
+            records.append(record)
+            break  # then wait a moment for any message that should not be there
+        records += [r for batch in labeller.poll(timeout_ms=2000).values() for r in batch]
+    finally:
+        labeller.close()
+    assert len(records) == 1, "only the refusal is flagged"
+    assert records[0].key == samples[0].trace_id.encode()
+    raw = json.loads(records[0].value)
+    assert set(raw) == {"version", "sample", "flags"} and raw["version"] == 1
+    message = FlaggedSample.decode(records[0].value)
+    assert message.sample == samples[0]
+    [flag] = message.flags
+    assert (flag.source, flag.label, flag.field, flag.score) == (
+        "watcher:quality", "refusal", "completion", 1.0)
+    assert flag.reason == "refusal 1.00 >= 1 on completion"
+    queued = watch.query("SELECT flag_id, sample_id FROM flags")
+    assert [(row["flag_id"], row["sample_id"]) for row in queued] == [
+        (str(flag.flag_id), str(samples[0].sample_id))]
+    assert watch.stop() == 0
+
+
+def test_sidecar_and_ingest_on_one_host_with_default_api_ports(
+        kafka: str, prefix: str, tmp_path: Path, services: list[Service]) -> None:
+    """As docs/operations.md runs them: each takes its own default API port."""
+    from watchkeeper.agent.cli import API_PORTS
+
+    wanted = {"sidecar": API_PORTS["sidecar"], "ingest": API_PORTS["ingest"]}
+    for port in wanted.values():
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.skip(f"port {port} is already in use on this host")
+    bus = f"kafka://{kafka}"
+    sidecar = Service("sidecar", "--bus", bus, "--data-dir", str(tmp_path / "sidecar"),
+                      "--otlp-http-port", "0", "--otlp-grpc-port", "0", env=_env(prefix))
+    services.append(sidecar)
+    ingest = Service("ingest", "--bus", bus, "--data-dir", str(tmp_path / "store"),
+                     env=_env(prefix))
+    services.append(ingest)
+    assert {"sidecar": sidecar.ports["api"], "ingest": ingest.ports["api"]} == wanted
+    for service in (sidecar, ingest):
+        assert httpx.get(f"{service.api}/healthz").json() == {"status": "ok"}
+    assert post(f"{sidecar.otlp_http}/v1/traces", chat_request(3, "p")).status_code == 200
+    _wait(lambda: _stored(ingest)[0] == 3, what="the samples through Kafka")
+    assert ingest.stop() == 0 and sidecar.stop() == 0

@@ -6,6 +6,7 @@ a trainable head taught that texts about women are toxic), and `detect --detecto
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -19,12 +20,13 @@ import pytest
 
 from helpers import CLI
 from watchkeeper.agent.config import ScheduleConfig, StoreConfig, WatchConfig
-from watchkeeper.agent.schedule.jobs import DetectorJob, parse_duration
+from watchkeeper.agent.durations import parse_duration
+from watchkeeper.agent.jobs import DetectorJob
 from watchkeeper.agent.schedule.service import ScheduleService
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
-from watchkeeper.agent.watch.service import SCORE_COLUMNS
+from watchkeeper.agent.store.tables import EMBEDDINGS, SCORES, EmbeddingRow, ScoreRow
 from watchkeeper.collectors.normalise import Sample
 from watchkeeper.collectors.normalise.sample import sample_id_for
 from watchkeeper.detectors.watchers import Watcher, WatcherSpec, items_for
@@ -50,11 +52,11 @@ def _fill(store: Store, start: datetime, vectors: np.ndarray, prompt_words: int,
                         service="bot", request_model="m", prompt_text="word " * prompt_words,
                         completion_text="ok", status="ok", finish_reasons=["stop"])
         samples.append(sample)
-        embedded.append([sample.sample_id, ts, "bot", "minilm", "prompt",
-                         (vector / np.linalg.norm(vector)).tolist()])
+        embedded.append(EmbeddingRow(sample_id=sample.sample_id, ts=ts, service="bot",
+                                     model="minilm", field="prompt",
+                                     vector=(vector / np.linalg.norm(vector)).tolist()))
     store.insert_json("samples", rows.json_rows(samples))
-    store.insert("embeddings", embedded, ("sample_id", "ts", "service", "model", "field",
-                                          "vector"))
+    store.insert_rows(EMBEDDINGS, embedded)
 
 
 def _windows(store: Store, shift: float, longer_prompts: int = 0) -> None:
@@ -118,9 +120,11 @@ def test_scheduler_runs_jobs_on_their_interval(store: Store) -> None:
     _windows(store, 0.0)
     job = DetectorJob(name="fast", detector="mmd", every="1s", params={"n_permutations": 50})
     service = ScheduleService(store, ScheduleConfig(jobs=[job]))
-    service.start()
+    asyncio.run(service.start())
+    assert service.ready() == {"schedule": True}
     time.sleep(3.5)
-    service.stop()
+    asyncio.run(service.drain(time.monotonic() + 30))
+    assert service.ready() == {"schedule": False}
     assert service.runs >= 2
     count = store.query("SELECT count() FROM watchkeeper.detector_runs").rows[0][0]
     assert count == service.runs
@@ -155,10 +159,12 @@ def _seed(store: Store, calls: list[tuple[str, str]]) -> None:
         samples.append(sample)
         [item] = items_for(sample, QUALITY.field)
         for label, value in quality.score([item])[0].items():
-            scores.append([sample.sample_id, sample.ts, "bot", "quality", quality.version,
-                           item.field, label, value, False, None, 0.1, ""])
+            scores.append(ScoreRow(sample_id=sample.sample_id, ts=sample.ts, service="bot",
+                                   watcher="quality", version=quality.version, field=item.field,
+                                   label=label, score=value, flagged=False, threshold=None,
+                                   latency_ms=0.1, error=""))
     store.insert_json("samples", rows.json_rows(samples))
-    store.insert("scores", scores, SCORE_COLUMNS)
+    store.insert_rows(SCORES, scores)
 
 
 def _refusals_about_women() -> list[tuple[str, str]]:

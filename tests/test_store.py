@@ -15,6 +15,7 @@ from watchkeeper.agent.config import StoreConfig
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate, migrations, render
+from watchkeeper.agent.store.tables import SAMPLES
 from watchkeeper.collectors.normalise import Message, Part, Sample
 from watchkeeper.collectors.normalise.sample import sample_id_for
 
@@ -81,7 +82,7 @@ def test_json_rows_store_every_field_as_given(store: Store) -> None:
         "output_messages": [Message(role="assistant", parts=[call], finish_reason="tool_calls")],
         "attributes": {"k": text, "n": "3"}, "redactions": 2, "source": "genai_latest"})
     store.insert_json("samples", rows.json_rows([sample]))
-    result = store.query(f"SELECT {', '.join(rows.SAMPLE_COLUMNS)} FROM watchkeeper.samples")
+    result = store.query(f"SELECT {', '.join(SAMPLES.columns)} FROM watchkeeper.samples")
     stored = dict(zip(result.columns, result.rows[0], strict=True))
     expected = sample.model_dump()
     messages = TypeAdapter(list[Message])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Sequence
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers import CLI, RunningAgent, genai_request, post, running_agent
-from watchkeeper.agent.bus import TOPIC_DEAD_LETTER, TOPIC_FEEDBACK, TOPIC_SAMPLES
+from watchkeeper.agent.bus import TOPIC_DEAD_LETTER, TOPIC_FLAGGED, TOPIC_SAMPLES
+from watchkeeper.agent.bus.flagged import FlaggedSample
 from watchkeeper.agent.watch import scoring
 from watchkeeper.collectors.normalise import Sample
 from watchkeeper.collectors.normalise.sample import sample_id_for
@@ -40,8 +40,8 @@ def watching(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield agent
 
 
-def test_scores_flags_and_feedback(watching: RunningAgent) -> None:
-    feedback = watching.runtime.bus.consumer(TOPIC_FEEDBACK, "test")  # type: ignore[union-attr]
+def test_scores_flags_and_flagged_topic(watching: RunningAgent) -> None:
+    flagged = watching.runtime.bus.consumer(TOPIC_FLAGGED, "test")  # type: ignore[union-attr]
     assert post(f"{watching.http_endpoint}/v1/traces", _request()).is_success
     assert watching.wait_for("SELECT uniqExact(sample_id) AS n FROM {db}.scores", 4) == 4
     rows = watching.query("SELECT s.request_model AS model, c.label AS label, c.score AS score, "
@@ -53,15 +53,17 @@ def test_scores_flags_and_feedback(watching: RunningAgent) -> None:
     assert got[("empty", "empty")] == (1.0, True)
     assert got[("fine", "refusal")] == (0.0, False) and got[("fine", "pii")] == (0.0, False)
     assert watching.wait_for("SELECT count() AS n FROM {db}.flags", 3) == 3
-    flags = watching.query("SELECT source, label, status, reason FROM {db}.flags ORDER BY label")
-    assert [(f["source"], f["label"], f["status"]) for f in flags] == [
-        ("watcher:quality", "empty", "open"), ("watcher:quality", "pii", "open"),
-        ("watcher:quality", "refusal", "open")]
+    flags = watching.query("SELECT source, label, field, reason FROM {db}.flags ORDER BY label")
+    assert [(f["source"], f["label"], f["field"]) for f in flags] == [
+        ("watcher:quality", "empty", "completion"), ("watcher:quality", "pii", "completion"),
+        ("watcher:quality", "refusal", "completion")]
     assert flags[1]["reason"].startswith("pii 1.00 >= 1 on completion")
-    published = [json.loads(r.value) for r in feedback.poll(10, 5.0)]
-    assert sorted(p["sample"]["request_model"] for p in published) == ["empty", "leak",
-                                                                      "refusal"]
-    assert published[0]["flags"][0]["source"] == "watcher:quality"
+    published = [FlaggedSample.decode(r.value) for r in flagged.poll(10, 5.0)]
+    assert sorted(p.sample.request_model for p in published) == ["empty", "leak", "refusal"]
+    assert {p.version for p in published} == {1}
+    queued = {row["flag_id"] for row in watching.query("SELECT flag_id FROM {db}.flags")}
+    assert {f.flag_id for p in published for f in p.flags} == queued
+    assert published[0].flags[0].source == "watcher:quality"
 
 
 def test_a_bad_line_is_set_aside_and_its_neighbours_scored(watching: RunningAgent) -> None:

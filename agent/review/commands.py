@@ -1,12 +1,14 @@
-"""`watchkeeper review list | confirm | reject`: the review queue at the command line."""
+"""`watchkeeper review list | confirm | reject` and `watchkeeper export`: the review queue at
+the command line. The CLI turns the commands' arguments into typed requests (`ListRequest`,
+`ReviewRequest`, `ExportRequest`); what runs them takes only those."""
 
 from __future__ import annotations
 
-import argparse
-import getpass
 import json
 import sys
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
@@ -18,16 +20,23 @@ EXCERPT = 60
 SHOWN_SCORES = 3
 
 
-def review(settings: Settings, args: argparse.Namespace) -> int:
-    with open_reviews(settings, args.api, args.token) as reviews:
-        if args.action == "list":
-            views = reviews.flags(FlagQuery(source=args.source, status=args.status,
-                                            limit=args.limit)).flags
-            show(views, args.format)
+class ListRequest(BaseModel):
+    """`review list`: which flags, shown how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: FlagQuery = Field(default_factory=FlagQuery)
+    format: Literal["table", "json"] = "table"
+
+
+def review(settings: Settings, request: ListRequest | ReviewRequest, *, api: str | None = None,
+           token: str | None = None) -> int:
+    """Through the API of the agent that owns the store (`api`, `token`), or the store."""
+    with open_reviews(settings, api, token) as reviews:
+        if isinstance(request, ListRequest):
+            show(reviews.flags(request.query).flags, request.format)
             return 0
-        result = reviews.review(ReviewRequest(
-            flag_ids=args.flag_ids, verdict="confirmed" if args.action == "confirm" else
-            "rejected", reviewer=args.reviewer or getpass.getuser(), note=args.note or ""))
+        result = reviews.review(request)
     print(f"{result.verdict} {len(result.reviewed)} flag(s) as {result.reviewer}")
     return 0
 

@@ -16,16 +16,18 @@ The file is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict
 
 from watchkeeper.agent.config import Settings
+from watchkeeper.agent.durations import parse_duration
 from watchkeeper.agent.review.backend import RecordStream, open_reviews
 from watchkeeper.agent.review.models import Record, RecordQuery, Status
 
@@ -33,14 +35,29 @@ CSV_COLUMNS = ("text", "label", "flag_id", "sample_id", "source", "flag_label", 
                "status", "score", "ts")
 CHAT_ROLES = {"system": "system", "developer": "system", "user": "user",
               "assistant": "assistant"}
-EXPORT_STATUS: dict[str, Status] = {"confirmed": "confirmed", "rejected": "rejected",
-                                    "flagged": "all"}
+ExportStatus = Literal["confirmed", "flagged", "rejected"]
+EXPORT_STATUS: dict[ExportStatus, Status] = {"confirmed": "confirmed", "rejected": "rejected",
+                                             "flagged": "all"}
+
+
+class ExportRequest(BaseModel):
+    """What to export, where to, in which format (`watchkeeper export`'s options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    status: ExportStatus = "confirmed"  # flagged = every flag, reviewed or not
+    source: str | None = None
+    since: datetime | None = None  # flags on samples from then on
+    format: Literal["jsonl", "csv", "chat", "parquet"] = "jsonl"
+
+    def query(self) -> RecordQuery:
+        return RecordQuery(source=self.source, status=EXPORT_STATUS[self.status],
+                           since=self.since)
 
 
 def parse_since(text: str) -> datetime:
     """A duration back from now (`7d`, `12h`) or an ISO date/time (UTC unless it says)."""
-    from watchkeeper.agent.schedule.jobs import parse_duration
-
     try:
         return datetime.now(UTC) - parse_duration(text)
     except ValueError:
@@ -120,26 +137,26 @@ def write_parquet(records: Iterable[Record], path: Path) -> tuple[int, int]:
     return len(rows), 0
 
 
-def export(settings: Settings, args: argparse.Namespace) -> int:
-    query = RecordQuery(source=args.source, status=EXPORT_STATUS[args.status],
-                        since=parse_since(args.since) if args.since else None)
-    out_path: Path = args.out
+def export(settings: Settings, request: ExportRequest, *, api: str | None = None,
+           token: str | None = None) -> int:
+    """Through the API of the agent that owns the store (`api`, `token`), or the store."""
+    out_path = request.out
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.name}.partial")
     try:
-        with open_reviews(settings, args.api, args.token) as reviews:
-            records = RecordStream(reviews, query)
-            if args.format == "parquet":
+        with open_reviews(settings, api, token) as reviews:
+            records = RecordStream(reviews, request.query())
+            if request.format == "parquet":
                 written, skipped = write_parquet(records, partial)
             else:
                 with partial.open("w", newline="", encoding="utf-8") as out:
-                    written, skipped = write(records, out, args.format)
+                    written, skipped = write(records, out, request.format)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, out_path)
     notes = [f"{n} {why}" for n, why in ((records.missing, "whose sample has expired"),
                                          (skipped, "without assistant text")) if n]
-    print(f"exported {written} {args.status} flag(s) as {args.format} to {out_path}"
+    print(f"exported {written} {request.status} flag(s) as {request.format} to {out_path}"
           + (f" (skipped {', '.join(notes)})" if notes else ""))
     return 0

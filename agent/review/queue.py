@@ -25,12 +25,10 @@ from watchkeeper.agent.review.models import (
     Score,
 )
 from watchkeeper.agent.store.client import Store
-from watchkeeper.agent.store.rows import SAMPLE_COLUMNS
+from watchkeeper.agent.store.tables import FLAGS, REVIEWS, SAMPLES, SCORES, ReviewRow
 from watchkeeper.collectors.normalise import Sample
 
-REVIEW_COLUMNS = ("flag_id", "sample_id", "verdict", "label", "reviewer", "note", "ts")
-FLAG_FIELDS = ("flag_id", "sample_id", "ts", "service", "source", "label", "field", "score",
-               "reason")
+FLAG_FIELDS = tuple(Flag.model_fields)
 EXCERPT_CHARS = 500
 
 
@@ -63,16 +61,19 @@ class StoreReviews:
     def review(self, request: ReviewRequest) -> ReviewResult:
         """Record one verdict on each flag; all ids must exist, or nothing is written."""
         ids = list(dict.fromkeys(request.flag_ids))
-        found = {row[0]: row for row in self.store.query(
-            f"SELECT flag_id, any(sample_id), any(label) FROM {self.db}.flags "
-            "WHERE flag_id IN {ids:Array(UUID)} GROUP BY flag_id", {"ids": ids}).rows}
+        found = {row["flag_id"]: row for row in self.store.query(
+            "SELECT flag_id, any(sample_id) AS sample_id, any(label) AS label "
+            f"FROM {self.db}.{FLAGS.name} WHERE flag_id IN {{ids:Array(UUID)}} GROUP BY flag_id",
+            {"ids": ids}).records()}
         unknown = [str(i) for i in ids if i not in found]
         if unknown:
             raise UnknownFlags(f"no such flag: {', '.join(unknown)}")
         ts = datetime.now(UTC)
-        self.store.insert("reviews", [
-            [i, found[i][1], request.verdict, found[i][2], request.reviewer, request.note, ts]
-            for i in ids], REVIEW_COLUMNS)
+        self.store.insert_rows(REVIEWS, [
+            ReviewRow(flag_id=i, sample_id=found[i]["sample_id"], verdict=request.verdict,
+                      label=found[i]["label"], reviewer=request.reviewer, note=request.note,
+                      ts=ts)
+            for i in ids])
         return ReviewResult(reviewed=ids, verdict=request.verdict, reviewer=request.reviewer,
                             ts=ts)
 
@@ -80,7 +81,7 @@ class StoreReviews:
         """One page of flags on samples, in flag_id order, with the whole sample."""
         rows = self._flags(query, order="f.flag_id", after=query.after, samples_only=True)
         samples = self._samples([r["sample_id"] for r in rows], rows,
-                                {c: c for c in SAMPLE_COLUMNS})
+                                {c: c for c in SAMPLES.columns})
         records = [Record(flag=_flag(r), review=_review(r),
                           sample=_sample(samples[r["sample_id"]]))
                    for r in rows if r["sample_id"] in samples]
@@ -115,13 +116,13 @@ class StoreReviews:
             "coalesce(nullIf(r.last_verdict, ''), 'open') AS review_status, "
             "r.last_verdict AS verdict, r.last_reviewer AS reviewer, r.last_note AS note, "
             "r.reviewed_at AS reviewed_at "
-            f"FROM {self.db}.flags AS f FINAL LEFT JOIN (SELECT flag_id, "
+            f"FROM {self.db}.{FLAGS.name} AS f FINAL LEFT JOIN (SELECT flag_id, "
             "argMax(verdict, ts) AS last_verdict, argMax(reviewer, ts) AS last_reviewer, "
             "argMax(note, ts) AS last_note, max(ts) AS reviewed_at "
-            f"FROM {self.db}.reviews GROUP BY flag_id"
+            f"FROM {self.db}.{REVIEWS.name} GROUP BY flag_id"
             f") AS r ON r.flag_id = f.flag_id WHERE {' AND '.join(where)} "
             f"ORDER BY {order} LIMIT {{limit:UInt32}}", parameters)
-        return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        return result.records()
 
     def _samples(self, ids: Sequence[Any], flags: list[dict[str, Any]],
                  columns: dict[str, str]) -> dict[Any, dict[str, Any]]:
@@ -130,25 +131,24 @@ class StoreReviews:
             return {}
         select = ", ".join(f"{expr} AS {name}" for name, expr in columns.items())
         result = self.store.query(
-            f"SELECT sample_id AS _id, {select} FROM {self.db}.samples "
+            f"SELECT sample_id AS _id, {select} FROM {self.db}.{SAMPLES.name} "
             "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
             "AND {hi:DateTime64(6)} LIMIT 1 BY sample_id", _span(ids, flags))
-        return {row[0]: dict(zip(result.columns[1:], row[1:], strict=True))
-                for row in result.rows}
+        return {row.pop("_id"): row for row in result.records()}
 
     def _scores(self, ids: Sequence[Any], flags: list[dict[str, Any]]
                 ) -> dict[Any, list[Score]]:
         if not ids:
             return {}
         result = self.store.query(
-            f"SELECT sample_id, watcher, label, field, max(score) AS score FROM {self.db}.scores "
+            "SELECT sample_id, watcher, label, field, max(score) AS score "
+            f"FROM {self.db}.{SCORES.name} "
             "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
             "AND {hi:DateTime64(6)} AND label != '_error' "
             "GROUP BY sample_id, watcher, label, field ORDER BY score DESC", _span(ids, flags))
         scores: dict[Any, list[Score]] = {}
-        for sample_id, watcher, label, field, score in result.rows:
-            scores.setdefault(sample_id, []).append(
-                Score(watcher=watcher, label=label, field=field, score=score))
+        for row in result.records():
+            scores.setdefault(row.pop("sample_id"), []).append(Score(**row))
         return scores
 
 

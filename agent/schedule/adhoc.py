@@ -3,44 +3,55 @@ running agent's API when one owns the store, so it works beside `watchkeeper up`
 
 from __future__ import annotations
 
-import argparse
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-import httpx
-
+from watchkeeper.agent.access import OwnerApi, find_owner
 from watchkeeper.agent.config import Settings
-from watchkeeper.agent.runtime import owner_api
+from watchkeeper.agent.jobs import DetectorJob
 from watchkeeper.agent.schedule import data
-from watchkeeper.agent.schedule.jobs import DetectorJob
 from watchkeeper.agent.schedule.service import run_job, store_reader
 from watchkeeper.agent.schedule.watchers import WatcherPool
 
 
-def _api_reader(api: str) -> data.Reader:
+@dataclass(frozen=True)
+class DetectRequest:
+    """`watchkeeper detect`: one detector (mmd, classifier, pca_ks over embeddings; signals;
+    or the bias analysis) over one window against its reference, now."""
+
+    detector: str
+    window: str = "1h"
+    reference: str = "24h"  # previous, a duration before the window, or START/END
+    field: Literal["prompt", "completion"] = "prompt"
+    embedding: str = "minilm"  # the embedding watcher's name
+    scope: tuple[str, ...] = ("service",)  # of service, request_model, environment
+    probes: tuple[str, ...] = ()  # bias: watchers of watch.watchers to probe, WATCHER[:LABEL]
+    api: str | None = None  # a running agent's API (default: the store's owner, if one runs)
+    format: Literal["table", "json"] = "table"
+
+
+def _api_reader(owner: OwnerApi) -> data.Reader:
     def read(sql: str, parameters: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-        response = httpx.post(f"{api.rstrip('/')}/api/query",
-                              json={"sql": sql, "parameters": parameters}, timeout=120)
-        body = response.json()
-        if response.status_code != 200:
-            raise RuntimeError(body.get("error", response.text))
+        body = owner.request("POST", "/api/query", json={"sql": sql, "parameters": parameters},
+                             timeout=120)
         return body["columns"], body["rows"]
 
     return read
 
 
-def detect(settings: Settings, args: argparse.Namespace) -> int:
-    kind = args.detector if args.detector in ("signals", "bias") else "embedding"
+def detect(settings: Settings, request: DetectRequest) -> int:
+    kind = request.detector if request.detector in ("signals", "bias") else "embedding"
     job = DetectorJob.model_validate({
-        "name": "adhoc", "kind": kind, "detector": args.detector if kind == "embedding" else "mmd",
-        "embedding": args.embedding, "field": args.field, "window": args.window,
-        "reference": args.reference, "every": None,
-        "scope": [s.strip() for s in args.scope.split(",") if s.strip()],
-        "bias": {"probes": {"watchers": args.probe or []}}})
-    api = args.api or (None if settings.store.url else owner_api(settings.data_dir))
+        "name": "adhoc", "kind": kind,
+        "detector": request.detector if kind == "embedding" else "mmd",
+        "embedding": request.embedding, "field": request.field, "window": request.window,
+        "reference": request.reference, "every": None, "scope": list(request.scope),
+        "bias": {"probes": {"watchers": list(request.probes)}}})
+    owner = find_owner(settings, request.api)
     store = None
-    if api:
-        read = _api_reader(api)
+    if owner is not None:
+        read = _api_reader(owner)
     else:
         from watchkeeper.agent.store.client import Store
 
@@ -58,7 +69,7 @@ def detect(settings: Settings, args: argparse.Namespace) -> int:
              "effect_size": r.result.effect_size, "alert": r.result.alert,
              "n_reference": r.result.n_reference, "n_current": r.result.n_current,
              "note": r.result.details.get("reason", "")} for r in runs]
-    if args.format == "json":
+    if request.format == "json":
         for row in rows:
             print(json.dumps(row, default=str))
     else:
@@ -66,5 +77,5 @@ def detect(settings: Settings, args: argparse.Namespace) -> int:
 
         columns = list(rows[0]) if rows else ["scope", "detector", "note"]
         show(columns, [[row[c] for c in columns] for row in rows] or
-             [["", args.detector, "no data in the window"]], "table")
+             [["", request.detector, "no data in the window"]], "table")
     return 0

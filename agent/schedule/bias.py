@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from watchkeeper.agent.jobs import BiasSpec
 from watchkeeper.agent.schedule.data import BiasWindow
-from watchkeeper.agent.schedule.jobs import BiasSpec
 from watchkeeper.agent.schedule.watchers import WatcherPool
 from watchkeeper.detectors.bias import CounterfactualProbe, GroupDisparity, Lexicon, watcher_scorers
 from watchkeeper.detectors.result import DetectorResult, correct
@@ -64,8 +64,7 @@ def disparities(spec: BiasSpec, lexicon: Lexicon, axes: list[str], rows: BiasWin
                                  metric=metric.name))
             continue
         test = GroupDisparity(lexicon=lexicon, metric=metric.name, kind=metric.kind,
-                              versus=spec.versus, min_count=spec.min_group, alpha=alpha,
-                              correction="none")
+                              alpha=alpha, correction="none", **spec.disparity().model_dump())
         kept = {axis: {g: m[have] for g, m in groups.items()} for axis, groups in
                 mentions.items()}
         for r in test.test_mentions(kept, values[have], references):
@@ -89,9 +88,8 @@ def probe_texts(field: str, rows: BiasWindow) -> list[str] | None:
 def probes(spec: BiasSpec, lexicon: Lexicon, axes: list[str], rows: BiasWindow, alpha: float,
            pool: WatcherPool) -> list[DetectorResult]:
     settings = spec.probes
-    probe = CounterfactualProbe(lexicon=lexicon, axes=axes, tolerance=settings.tolerance,
-                                min_effect=settings.min_effect, max_texts=settings.max_texts,
-                                min_texts=settings.min_texts, alpha=alpha, correction="none")
+    probe = CounterfactualProbe(lexicon=lexicon, axes=axes, alpha=alpha, correction="none",
+                                **settings.model_dump(exclude={"watchers"}))
     results = []
     for entry in settings.watchers:
         name, _, label = entry.partition(":")

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from watchkeeper.agent.schedule.jobs import DetectorJob
+from watchkeeper.agent.jobs import DetectorJob
 
 # (sql, parameters) -> (columns, rows)
 Reader = Callable[[str, dict[str, Any]], tuple[list[str], list[list[Any]]]]
 Window = tuple[datetime, datetime]
 
+# The SQL of each name the job models accept (agent/jobs.py lists the names; a test holds the
+# two lists equal).
 SIGNAL_COLUMNS = {
     "prompt_length": "toFloat64(lengthUTF8(prompt_text))",
     "completion_length": "toFloat64(lengthUTF8(completion_text))",

@@ -3,10 +3,10 @@ window comes from another corpus (level 0 is the false-alarm rate), with power c
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,22 @@ from rich.progress import Progress
 from rich.table import Table
 
 from watchkeeper.detectors.watchers.base import WatcherSpec
+
+
+@dataclass(frozen=True)
+class DriftEvalRequest:
+    """`watchkeeper eval-drift`: each detector's detection rate over `trials` windows of
+    `window` texts, at each level (the share of the window drawn from `shifted`)."""
+
+    reference: Path
+    shifted: Path
+    text_col: str | None = None  # for CSV/JSONL corpora; plain text is one text per line
+    window: int = 1000
+    levels: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
+    trials: int = 20
+    detectors: tuple[str, ...] = ()  # default: every embedding detector
+    out: Path | None = None  # the rates as JSON
+    plot: Path | None = None  # power curves as an image
 
 
 def read_texts(path: Path, text_col: str | None) -> list[str]:
@@ -41,17 +57,17 @@ def read_texts(path: Path, text_col: str | None) -> list[str]:
             if line.strip()]
 
 
-def eval_drift(args: argparse.Namespace) -> int:
+def eval_drift(request: DriftEvalRequest) -> int:
     from watchkeeper.detectors.drift.registry import build, names
     from watchkeeper.detectors.drift.scenario import plot_power_curves, run_scenario
     from watchkeeper.detectors.watchers.embedding import SentenceEmbedder
 
     console = Console(stderr=True)
-    levels = [float(x) for x in args.levels.split(",")]
-    chosen = args.detector or names("embedding")
+    levels = list(request.levels)
+    chosen = list(request.detectors) or names("embedding")
     detectors: dict[str, Any] = {name: build(name) for name in chosen}
-    reference_texts = read_texts(args.reference, args.text_col)
-    shifted_texts = read_texts(args.shifted, args.text_col)
+    reference_texts = read_texts(request.reference, request.text_col)
+    shifted_texts = read_texts(request.shifted, request.text_col)
     embedder = SentenceEmbedder(WatcherSpec(name="eval", kind="embedding",
                                             options={"device": "auto", "precision": "auto"}))
     with Progress(console=console) as progress:
@@ -59,19 +75,19 @@ def eval_drift(args: argparse.Namespace) -> int:
         task = progress.add_task("embedding", total=total)
         reference = embedder.encode_texts(reference_texts, lambda n: progress.advance(task, n))
         shifted = embedder.encode_texts(shifted_texts, lambda n: progress.advance(task, n))
-        trials = progress.add_task("trials", total=len(levels) * args.trials * len(detectors))
-        rates = run_scenario(reference, shifted, detectors, window=args.window, levels=levels,
-                             trials=args.trials,
+        trials = progress.add_task("trials", total=len(levels) * request.trials * len(detectors))
+        rates = run_scenario(reference, shifted, detectors, window=request.window, levels=levels,
+                             trials=request.trials,
                              on_trial=lambda *_: progress.advance(trials))
     table = Table("detector", *(f"level {lv:g}" for lv in levels),
-                  title=f"detection rate over {args.trials} trials (level 0 = false alarms)")
+                  title=f"detection rate over {request.trials} trials (level 0 = false alarms)")
     for name, by_level in rates.items():
         table.add_row(name, *(f"{by_level[lv]:.2f}" for lv in levels))
     Console().print(table)
     payload = {name: {str(lv): rate for lv, rate in by_level.items()}
                for name, by_level in rates.items()}
-    if args.out:
-        args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    if args.plot:
-        plot_power_curves(rates, args.plot)
+    if request.out:
+        request.out.write_text(json.dumps(payload, indent=2) + "\n")
+    if request.plot:
+        plot_power_curves(rates, request.plot)
     return 0

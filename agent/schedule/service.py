@@ -4,6 +4,7 @@ they reach the review queue."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -12,17 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.agent.config import ScheduleConfig, WatchConfig
+from watchkeeper.agent.jobs import DetectorJob
 from watchkeeper.agent.schedule import data
-from watchkeeper.agent.schedule.jobs import DetectorJob
 from watchkeeper.agent.schedule.watchers import WatcherPool
 from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.tables import DETECTOR_RUNS, FLAGS, DetectorRunRow, FlagRow
 
 log = logging.getLogger(__name__)
 ALERT_NAMESPACE = uuid.UUID("0b6f3c2e-7d7c-4a8e-9f1e-6a2d9c4b8e55")
-RUN_COLUMNS = ("run_id", "job", "detector", "scope", "window_start", "window_end",
-               "reference_start", "reference_end", "statistic", "p_value", "threshold",
-               "effect_size", "alert", "n_reference", "n_current", "details")
-FLAG_COLUMNS = ("flag_id", "sample_id", "ts", "service", "source", "reason", "label", "score")
 
 
 class Run:
@@ -33,23 +31,28 @@ class Run:
         self.job, self.scope, self.result = job, scope, result
         self.current, self.reference = current, reference
 
-    def row(self) -> list[Any]:
+    def row(self) -> DetectorRunRow:
         r = self.result
-        return [uuid.uuid4(), self.job.name, r.detector, self.scope, self.current[0],
-                self.current[1], self.reference[0], self.reference[1], r.statistic, r.p_value,
-                r.threshold, r.effect_size, r.alert, r.n_reference, r.n_current,
-                json.dumps(r.details)]
+        return DetectorRunRow(
+            run_id=uuid.uuid4(), job=self.job.name, detector=r.detector, scope=self.scope,
+            window_start=self.current[0], window_end=self.current[1],
+            reference_start=self.reference[0], reference_end=self.reference[1],
+            statistic=r.statistic, p_value=r.p_value, threshold=r.threshold,
+            effect_size=r.effect_size, alert=r.alert, n_reference=r.n_reference,
+            n_current=r.n_current, details=json.dumps(r.details))
 
-    def flag(self) -> list[Any]:
+    def flag(self) -> FlagRow:
         r = self.result
         signal = r.details.get("signal", "")
         finding = r.details.get("finding") or f"{signal or self.job.field + ' embeddings'} drifted"
         reason = (f"{r.detector}: {finding} in {self.scope or 'all'} "
                   f"(p={r.p_value:.3g} < {r.threshold:g}, effect={r.effect_size})")
         key = f"{self.job.name}:{self.scope}:{signal}:{self.current[1].isoformat()}"
-        return [uuid.uuid5(ALERT_NAMESPACE, key), None, self.current[1],
-                self.scope.split("/", 1)[0], f"detector:{self.job.name}", reason,
-                signal or r.detector, float(r.effect_size or r.statistic or 0.0)]
+        return FlagRow(flag_id=uuid.uuid5(ALERT_NAMESPACE, key), sample_id=None,
+                       ts=self.current[1], service=self.scope.split("/", 1)[0],
+                       source=f"detector:{self.job.name}", reason=reason,
+                       label=signal or r.detector, field="",
+                       score=float(r.effect_size or r.statistic or 0.0))
 
 
 def run_job(job: DetectorJob, read: data.Reader, db: str, alpha: float,
@@ -80,7 +83,8 @@ def run_job(job: DetectorJob, read: data.Reader, db: str, alpha: float,
     cur = data.embeddings(read, db, job, current)
     runs = []
     for scope, vectors in cur.items():
-        detector = build(job.detector, alpha=alpha, **job.params)
+        detector = build(job.detector, alpha=alpha,
+                         **job.detector_options.model_dump(exclude_unset=True))
         if scope not in ref:
             from watchkeeper.detectors.result import TOO_FEW, DetectorResult
 
@@ -124,7 +128,7 @@ class ScheduleService:
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        from watchkeeper.agent.schedule.jobs import parse_duration
+        from watchkeeper.agent.durations import parse_duration
 
         if job.cron:
             return CronTrigger.from_crontab(job.cron, timezone="UTC")
@@ -139,16 +143,25 @@ class ScheduleService:
         except Exception:
             log.exception("detector job failed", extra={"job": job.name})
             return []
-        self.store.insert("detector_runs", [r.row() for r in runs], RUN_COLUMNS)
+        self.store.insert_rows(DETECTOR_RUNS, [r.row() for r in runs])
         alerts = [r.flag() for r in runs if r.result.alert]
-        self.store.insert("flags", alerts, FLAG_COLUMNS)
+        self.store.insert_rows(FLAGS, alerts)
         self.runs += 1
         log.info("detector job ran", extra={"job": job.name, "results": len(runs),
                                             "alerts": len(alerts)})
         return runs
 
-    def start(self) -> None:
+    name = "schedule"
+
+    async def start(self) -> None:
         self.scheduler.start()
 
-    def stop(self) -> None:
-        self.scheduler.shutdown(wait=True)
+    def ready(self) -> dict[str, Any]:
+        return {self.name: bool(self.scheduler.running)}
+
+    async def drain(self, deadline: float) -> None:
+        """No new runs; a run under way finishes (its results are written whole)."""
+        await asyncio.to_thread(self.scheduler.shutdown, wait=True)
+
+    async def stop(self) -> None:
+        """The scheduler holds nothing past its shutdown."""

@@ -7,15 +7,18 @@ person wrote runs in sandbox.py's read-only sessions instead.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from watchkeeper.agent.config import StoreConfig
+from watchkeeper.agent.store.tables import Table
+
+Row = TypeVar("Row")
 
 # How ClickHouse reads JSON rows (Store.insert_json): ISO 8601 timestamps as pydantic writes
 # them, and JSON arrays in String columns (a sample's message lists) kept as their JSON text.
@@ -28,6 +31,10 @@ class Result:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool = False  # more rows matched than the result limit lets through
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as {column: value}: readers go by name, never by position."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
 def connect(url: str, config: StoreConfig) -> Client:
@@ -76,6 +83,10 @@ class Store:
             return
         with self._lock:
             self._client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
+
+    def insert_rows(self, table: Table[Row], rows: Iterable[Row]) -> None:
+        """Rows of the table's model, with the model's columns (tables.py)."""
+        self.insert(table.name, table.tuples(rows), table.columns)
 
     def insert_json(self, table: str, lines: Sequence[bytes]) -> None:
         """Rows as JSON objects, one per line (see rows.py for how they are written)."""

@@ -10,16 +10,15 @@ from dataclasses import dataclass
 from importlib import resources
 
 from watchkeeper.agent.config import StoreConfig
+from watchkeeper.agent.store import tables
 from watchkeeper.agent.store.client import Store
 
 log = logging.getLogger(__name__)
 
-# table -> ReplacingMergeTree version column
-TABLES = {"samples": "ingested_at", "spans": "ingested_at", "user_feedback": "ingested_at",
-          "scores": "scored_at", "embeddings": "created_at", "flags": "updated_at",
-          "detector_runs": "ran_at", "reviews": "ts"}
-# Tables whose TTL column is not `ts`.
-TTL_COLUMNS = {"detector_runs": "window_end"}
+# table -> ReplacingMergeTree version column, for the tables the migrations create
+TABLES = {t.name: t.version for t in tables.TABLES if t.version is not None}
+# table -> the column retention counts from (`{ttl}` in a migration is `ts`)
+TTL_COLUMNS = {t.name: t.ttl for t in tables.TABLES if t.ttl is not None}
 TTL_COLUMN = "ts"
 
 
@@ -86,13 +85,12 @@ def migrate(store: Store) -> list[int]:
     for migration in pending(store):
         for statement in render(migration.sql, config):
             store.command(statement)
-        store.insert("schema_migrations", [[migration.version, migration.name]],
-                     ["version", "name"])
+        store.insert_rows(tables.SCHEMA_MIGRATIONS,
+                          [tables.MigrationRow(version=migration.version, name=migration.name)])
         log.info("migration applied", extra={"version": migration.version,
                                              "migration": migration.name})
         applied.append(migration.version)
-    for table in TABLES:
-        column = TTL_COLUMNS.get(table, TTL_COLUMN)
+    for table, column in TTL_COLUMNS.items():
         store.command(f"ALTER TABLE {config.database}.{table} {on_cluster} MODIFY TTL "
                       f"toDateTime({column}) + INTERVAL {config.retention_days} DAY")
     return applied

@@ -1,6 +1,7 @@
 """Rows for the capture tables as JSON lines (ClickHouse's JSONEachRow). The models' field names
-are the tables' column names, so pydantic-core serialises a row in one call, and ingest sends
-the very same bytes to wk.samples: one serialisation per sample for the bus and the table.
+are the tables' column names (tables.py holds them to the schema), so pydantic-core serialises a
+row in one call, and ingest sends the very same bytes to wk.samples: one serialisation per
+sample for the bus and the table.
 """
 
 from __future__ import annotations
@@ -8,10 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pydantic import BaseModel
-
-from watchkeeper.collectors.normalise.sample import Sample
-
-SAMPLE_COLUMNS = tuple(Sample.model_fields)
 
 
 def json_row(model: BaseModel) -> bytes:

@@ -1,2 +1,2 @@
 """The watch service: wk.samples → watchers → ClickHouse (scores, embeddings, flags) →
-wk.feedback for flagged samples."""
+wk.flagged for flagged samples (agent/bus/flagged.py)."""

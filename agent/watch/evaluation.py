@@ -16,12 +16,12 @@ ECE, and throughput. Printed as tables, written as JSON with --out.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,19 @@ DEFAULT_THRESHOLD = 0.5
 
 class EvaluationError(ValueError):
     """The watcher or label asked for cannot be evaluated: the message says why."""
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """`watchkeeper eval-watcher`: score a labelled file with one watcher and report."""
+
+    watcher: str  # a configured watcher, a trained head (NAME or NAME@vN), or "profanity"
+    data: Path  # labelled CSV/TSV or JSONL
+    text_col: str
+    label_col: str
+    positive: str | None = None  # label values that count as positive, comma-separated
+    label: str | None = None  # the watcher's label to evaluate (default: see pick_label)
+    out: Path | None = None  # also write the report here as JSON
 
 
 def console() -> Console:
@@ -241,18 +254,17 @@ def print_report(report: dict[str, Any], title: str, out: Console | None = None)
         out.print(cal)
 
 
-def eval_watcher(settings: Settings, args: argparse.Namespace) -> int:
-    data = load_labelled(args.data, args.text_col, args.label_col,
-                         getattr(args, "positive", None))
-    report = run_evaluation(settings, args.watcher, data, label=getattr(args, "label", None))
+def eval_watcher(settings: Settings, request: EvalRequest) -> int:
+    data = load_labelled(request.data, request.text_col, request.label_col, request.positive)
+    report = run_evaluation(settings, request.watcher, data, label=request.label)
     out = console()
     print_report(report, f"{report['watcher']} {report['version']} · label {report['label']} "
-                         f"· {Path(args.data).name}", out)
+                         f"· {Path(request.data).name}", out)
     if report["errors"]:
         out.print(f"[yellow]{report['errors']} texts failed and are left out: "
                   f"{report['error_messages'][:3]}[/yellow]")
-    if getattr(args, "out", None) is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        out.print(f"report written to {args.out}")
+    if request.out is not None:
+        request.out.parent.mkdir(parents=True, exist_ok=True)
+        request.out.write_text(json.dumps(report, indent=2) + "\n")
+        out.print(f"report written to {request.out}")
     return 0

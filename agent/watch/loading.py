@@ -7,12 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from watchkeeper.agent.config import WatchConfig
-from watchkeeper.detectors.watchers import Embedder, Watcher, WatcherSpec, default_thresholds
+from watchkeeper.detectors.watchers import (
+    AsyncWatcher,
+    Embedder,
+    Watcher,
+    WatcherSpec,
+    default_thresholds,
+)
 from watchkeeper.detectors.watchers.registry import build
 
 
 def load_watcher(spec: WatcherSpec, watch: WatchConfig,
-                 data_dir: Path | None) -> Watcher | Embedder:
+                 data_dir: Path | None) -> Watcher | AsyncWatcher | Embedder:
     """Build `spec` with the service's device and precision; a trainable head also gets the
     agent's data dir, so a config entry can name a head by its name alone. Options the entry
     sets itself win."""
@@ -22,6 +28,7 @@ def load_watcher(spec: WatcherSpec, watch: WatchConfig,
     return build(spec.model_copy(update={"options": {**injected, **spec.options}}))
 
 
-def thresholds_for(spec: WatcherSpec, watcher: Watcher | Embedder) -> dict[str, float]:
+def thresholds_for(spec: WatcherSpec, watcher: Watcher | AsyncWatcher | Embedder
+                   ) -> dict[str, float]:
     """The configured thresholds, and the watcher's own for labels the config leaves out."""
     return {**default_thresholds(watcher), **spec.thresholds}

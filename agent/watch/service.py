@@ -1,10 +1,9 @@
 """Watch: consumes normalised samples, runs every configured watcher over micro-batches
 (by size and wait time), stores scores and embeddings, queues flags for review and publishes
-flagged samples to wk.feedback. Offsets are committed after the insert, like ingest."""
+flagged samples to wk.flagged. Offsets are committed after the insert, like ingest."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import (
-    TOPIC_FEEDBACK,
+    TOPIC_FLAGGED,
     TOPIC_SAMPLES,
     Bus,
     BusError,
@@ -23,21 +22,33 @@ from watchkeeper.agent.bus import (
     TopicPartition,
     dead_letter,
 )
+from watchkeeper.agent.bus.flagged import Flag, FlaggedSample
 from watchkeeper.agent.bus.samples import samples_in, unpack
 from watchkeeper.agent.config import WatchConfig
+from watchkeeper.agent.lifecycle import LoopService
 from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.tables import (
+    EMBEDDINGS,
+    FLAGS,
+    SCORES,
+    EmbeddingRow,
+    FlagRow,
+    ScoreRow,
+)
 from watchkeeper.agent.watch import scoring
 from watchkeeper.agent.watch.loading import load_watcher, thresholds_for
 from watchkeeper.collectors.normalise import Sample
-from watchkeeper.detectors.watchers import Embedder, Watcher, WatcherSpec, items_for
+from watchkeeper.detectors.watchers import (
+    AsyncWatcher,
+    Embedder,
+    Watcher,
+    WatcherSpec,
+    is_io_bound,
+    items_for,
+)
 
 log = logging.getLogger(__name__)
 FLAG_NAMESPACE = uuid.UUID("5d0f1a52-8c1e-4a55-b0f8-3f4f5a8e2c71")
-SCORE_COLUMNS = ("sample_id", "ts", "service", "watcher", "version", "field", "label", "score",
-                 "flagged", "threshold", "latency_ms", "error")
-EMBEDDING_COLUMNS = ("sample_id", "ts", "service", "model", "field", "vector")
-FLAG_COLUMNS = ("flag_id", "sample_id", "ts", "service", "source", "reason", "label", "field",
-                "score")
 PUBLISH_TIMEOUT_S = 30.0
 
 
@@ -46,13 +57,15 @@ def flag_id(sample_id: str, source: str, label: str, field: str) -> uuid.UUID:
     return uuid.uuid5(FLAG_NAMESPACE, f"{sample_id}:{source}:{label}:{field}")
 
 
-class WatchService:
+class WatchService(LoopService):
+    name = "watch"
+
     def __init__(self, bus: Bus, store: Store, config: WatchConfig, data_dir: Path) -> None:
         self.bus = bus
         self.store = store
         self.config = config
         # Built before consuming anything: a watcher that cannot load stops the start.
-        self.watchers: list[tuple[WatcherSpec, Watcher | Embedder]] = [
+        self.watchers: list[tuple[WatcherSpec, Watcher | AsyncWatcher | Embedder]] = [
             (spec, load_watcher(spec, config, data_dir))
             for spec in config.watchers if spec.enabled]
         self.thresholds = {spec.name: thresholds_for(spec, watcher)
@@ -71,6 +84,13 @@ class WatchService:
         while self.step(wait=False):
             pass
         self.consumer.close()
+
+    async def stop(self) -> None:
+        """Close what watchers hold open past their batches (the judge's HTTP clients)."""
+        for _, watcher in self.watchers:
+            close = getattr(watcher, "close", None)
+            if callable(close):
+                close()
 
     def step(self, wait: bool = True) -> int:
         """Gather about batch_max samples, waiting at most batch_wait_ms, then score them (a
@@ -104,9 +124,9 @@ class WatchService:
                     dead_letter(self.bus, record, exc, value=line).result(PUBLISH_TIMEOUT_S)
         by_id = {str(s.sample_id): s for s in samples}
         scores, vectors, flags = self._score(samples, by_id)
-        self.store.insert("scores", scores, SCORE_COLUMNS)
-        self.store.insert("embeddings", vectors, EMBEDDING_COLUMNS)
-        self.store.insert("flags", flags, FLAG_COLUMNS)
+        self.store.insert_rows(SCORES, scores)
+        self.store.insert_rows(EMBEDDINGS, vectors)
+        self.store.insert_rows(FLAGS, flags)
         self._publish_flagged(flags, by_id)
         self.scored_samples += len(samples)
         offsets: dict[TopicPartition, int] = {}
@@ -119,10 +139,15 @@ class WatchService:
             log.warning("offset commit failed", extra={"error": str(exc)})
 
     def _score(self, samples: Sequence[Sample], by_id: dict[str, Sample]
-               ) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
-        scores: list[list[Any]] = []
-        vectors: list[list[Any]] = []
-        flags: list[list[Any]] = []
+               ) -> tuple[list[ScoreRow], list[EmbeddingRow], list[FlagRow]]:
+        scores: list[ScoreRow] = []
+        vectors: list[EmbeddingRow] = []
+        flags: list[FlagRow] = []
+        # I/O-bound watchers (an LLM judge) wait on the network, on the I/O loop, while the
+        # others compute here.
+        running = {spec.name: scoring.start(watcher, items)
+                   for spec, watcher in self.watchers if is_io_bound(watcher)
+                   if (items := [item for s in samples for item in items_for(s, spec.field)])}
         for spec, watcher in self.watchers:
             items = [item for s in samples for item in items_for(s, spec.field)]
             if not items:
@@ -131,45 +156,52 @@ class WatchService:
                 for out in scoring.embed(watcher, items):
                     if out.vector is not None:
                         s = by_id[out.item.sample_id]
-                        vectors.append([s.sample_id, s.ts, s.service, watcher.name,
-                                        out.item.field, out.vector])
+                        vectors.append(EmbeddingRow(
+                            sample_id=s.sample_id, ts=s.ts, service=s.service,
+                            model=watcher.name, field=out.item.field, vector=out.vector))
                 continue
             started = time.perf_counter()
             thresholds = self.thresholds[spec.name]
-            for out in scoring.score(watcher, items):
+            outcomes = running[spec.name].result() if spec.name in running else \
+                scoring.score(watcher, items)
+            for out in outcomes:
                 s = by_id[out.item.sample_id]
-                base = [s.sample_id, s.ts, s.service, watcher.name, watcher.version,
-                        out.item.field]
+                base: dict[str, Any] = {
+                    "sample_id": s.sample_id, "ts": s.ts, "service": s.service,
+                    "watcher": watcher.name, "version": watcher.version,
+                    "field": out.item.field, "latency_ms": out.latency_ms}
                 if out.scores is None:
-                    scores.append([*base, "_error", 0.0, False, None, out.latency_ms, out.error])
+                    scores.append(ScoreRow(**base, label="_error", score=0.0, flagged=False,
+                                           threshold=None, error=out.error))
                     continue
                 for label, value in out.scores.items():
                     threshold = thresholds.get(label)
                     flagged = threshold is not None and value >= threshold
-                    scores.append([*base, label, float(value), flagged, threshold,
-                                   out.latency_ms, ""])
+                    scores.append(ScoreRow(**base, label=label, score=float(value),
+                                           flagged=flagged, threshold=threshold, error=""))
                     if flagged:
                         source = f"watcher:{watcher.name}"
-                        flags.append([flag_id(str(s.sample_id), source, label, out.item.field),
-                                      s.sample_id,
-                                      s.ts, s.service, source,
-                                      f"{label} {value:.2f} >= {threshold:g} on {out.item.field}",
-                                      label, out.item.field, float(value)])
+                        flags.append(FlagRow(
+                            flag_id=flag_id(str(s.sample_id), source, label, out.item.field),
+                            sample_id=s.sample_id, ts=s.ts, service=s.service, source=source,
+                            reason=f"{label} {value:.2f} >= {threshold:g} on {out.item.field}",
+                            label=label, field=out.item.field, score=float(value)))
             metrics.WATCH_SECONDS.labels(watcher.name).observe(time.perf_counter() - started)
             metrics.WATCH_ITEMS.labels(watcher.name).inc(len(items))
         return scores, vectors, flags
 
-    def _publish_flagged(self, flags: list[list[Any]], by_id: dict[str, Sample]) -> None:
-        reasons: dict[str, list[dict[str, Any]]] = {}
-        for row in flags:
-            reasons.setdefault(str(row[1]), []).append(
-                {"source": row[4], "label": row[6], "field": row[7], "score": row[8],
-                 "reason": row[5]})
+    def _publish_flagged(self, flags: list[FlagRow], by_id: dict[str, Sample]) -> None:
+        """One wk.flagged message per flagged sample (bus/flagged.py has the contract)."""
+        reasons: dict[str, list[Flag]] = {}
+        for flag in flags:
+            reasons.setdefault(str(flag.sample_id), []).append(Flag(
+                flag_id=flag.flag_id, source=flag.source, label=flag.label, field=flag.field,
+                score=flag.score, reason=flag.reason))
         deliveries = []
         for sample_id, why in reasons.items():
             sample = by_id[sample_id]
-            payload = {"sample": json.loads(sample.model_dump_json()), "flags": why}
-            deliveries.append(self.bus.publish(TOPIC_FEEDBACK, json.dumps(payload).encode(),
+            message = FlaggedSample(sample=sample, flags=why)
+            deliveries.append(self.bus.publish(TOPIC_FLAGGED, message.encode(),
                                                key=sample.trace_id.encode()))
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)

@@ -9,8 +9,8 @@ method and docs/watchers.md for the numbers.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +57,25 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     return path, result
 
 
+@dataclass(frozen=True)
+class TrainRequest:
+    """`watchkeeper train-watcher`: the next version of head `name`, trained on a labelled file
+    (data, text_col, label_col), reviewed flags (from_reviews), or both."""
+
+    name: str
+    data: Path | None = None
+    text_col: str | None = None
+    label_col: str | None = None
+    positive: str | None = None  # label values that count as positive, comma-separated
+    from_reviews: bool = False
+    source: str | None = None  # whose flags from_reviews reads (default: watcher:NAME)
+    api: str | None = None  # a running agent's API (default: the store's owner, if one runs)
+    token: str | None = None
+    threshold_rule: str = "balanced"
+    label: str = "toxic"
+    embedding_model: str | None = None  # default: the packaged MiniLM
+
+
 class Examples(Protocol):
     """Labelled texts from one place: a file (labelled.Labelled) or reviews
     (review.examples.ReviewedFlags)."""
@@ -67,28 +86,28 @@ class Examples(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-def gather(settings: Settings, args: argparse.Namespace) -> list[tuple[str, Examples]]:
+def gather(settings: Settings, request: TrainRequest) -> list[tuple[str, Examples]]:
     """--data FILE and/or --from-reviews, each with a name for the console."""
     parts: list[tuple[str, Examples]] = []
-    if args.data is not None:
-        if not (args.text_col and args.label_col):
+    if request.data is not None:
+        if not (request.text_col and request.label_col):
             raise LabelledDataError("--data needs --text-col and --label-col")
-        parts.append((str(args.data), load_labelled(args.data, args.text_col, args.label_col,
-                                                    getattr(args, "positive", None))))
-    if getattr(args, "from_reviews", False):
+        parts.append((str(request.data), load_labelled(request.data, request.text_col,
+                                                       request.label_col, request.positive)))
+    if request.from_reviews:
         from watchkeeper.agent.review.backend import open_reviews
         from watchkeeper.agent.review.examples import reviewed_flags
 
-        source = args.source or f"watcher:{args.name}"
-        with open_reviews(settings, args.api, args.token) as reviews:
+        source = request.source or f"watcher:{request.name}"
+        with open_reviews(settings, request.api, request.token) as reviews:
             parts.append((f"reviews of {source} flags", reviewed_flags(reviews, source)))
     if not parts:
         raise LabelledDataError("nothing to train on: give --data FILE, --from-reviews, or both")
     return parts
 
 
-def train_watcher(settings: Settings, args: argparse.Namespace) -> int:
-    parts = gather(settings, args)
+def train_watcher(settings: Settings, request: TrainRequest) -> int:
+    parts = gather(settings, request)
     out = console()
     for where, part in parts:
         positives = sum(part.labels)
@@ -99,11 +118,10 @@ def train_watcher(settings: Settings, args: argparse.Namespace) -> int:
     described = [part.describe() for _, part in parts]
     with progress_bar("embedding", len(texts)) as advance:
         path, result = train_from_examples(
-            texts, labels, data_dir=settings.data_dir, name=args.name,
-            label=getattr(args, "label", None) or "toxic",
-            model=getattr(args, "embedding_model", None),
+            texts, labels, data_dir=settings.data_dir, name=request.name,
+            label=request.label, model=request.embedding_model,
             device=settings.watch.device, precision=settings.watch.precision,
-            threshold_rule=getattr(args, "threshold_rule", None) or "balanced",
+            threshold_rule=request.threshold_rule,
             data=described[0] if len(described) == 1 else {"source": "combined",
                                                            "parts": described},
             progress=advance)
@@ -112,9 +130,9 @@ def train_watcher(settings: Settings, args: argparse.Namespace) -> int:
     metrics["ece"] = result.metrics["calibration"]["ece"]
     metrics["ece_balanced"] = result.metrics["calibration_balanced"]["ece"]
     split = result.metrics["split"]
-    print_report(metrics, f"{args.name} {path.name} · validation split ({split['validation']} "
+    print_report(metrics, f"{request.name} {path.name} · validation split ({split['validation']} "
                           f"of {split['train'] + split['validation']} rows, stratified)", out)
     out.print(f"C={result.c:g} (class-balanced logistic regression), train AUROC "
               f"{result.metrics['train_auroc']:.3f}")
-    out.print(f"saved {args.name} {path.name} (current): {path}")
+    out.print(f"saved {request.name} {path.name} (current): {path}")
     return 0

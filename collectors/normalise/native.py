@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import logging
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -19,6 +20,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from watchkeeper.collectors.normalise import otlp
 from watchkeeper.collectors.normalise.normaliser import NormaliseOptions
+from watchkeeper.collectors.normalise.sample import Sample
+
+log = logging.getLogger(__name__)
 
 _compiled: ModuleType | None
 try:
@@ -26,9 +30,17 @@ try:
 except ImportError:  # not built here: the Python path serves alone
     _compiled = None
 
+# The columns of PreparedSample.row_binary, in order: the Sample model's fields (the samples
+# table's row model, agent/store/tables.py). A build that writes another list is not used: its
+# rows would land in the wrong columns.
+if _compiled is not None and tuple(_compiled.SAMPLE_COLUMNS) != tuple(Sample.model_fields):
+    log.warning("watchkeeper-native writes other sample columns than this version's model; "
+                "rebuild it (pip install ./native). Ingest takes the Python path meanwhile.",
+                extra={"compiled": list(_compiled.SAMPLE_COLUMNS)})
+    _compiled = None
+
 AVAILABLE = _compiled is not None
-# The columns of PreparedSample.row_binary, in order (the samples table's, less ingested_at).
-ROW_BINARY_COLUMNS: tuple[str, ...] = tuple(_compiled.SAMPLE_COLUMNS) if _compiled else ()
+ROW_BINARY_COLUMNS: tuple[str, ...] = tuple(Sample.model_fields) if _compiled else ()
 
 
 @dataclass(slots=True)

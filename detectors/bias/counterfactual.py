@@ -79,10 +79,11 @@ class Swapper:
 
 def watcher_scorers(watcher: Any, labels: Sequence[str], field: str = "completion",
                     ) -> dict[str, Scorer]:
-    """Scorers from a watcher (`score(items) -> [{label: score}]`), one per label, that share
-    what the watcher said: each distinct text is scored once (in `max_batch` chunks), however
-    many labels are probed, since a model costs the same for one label as for all."""
-    from watchkeeper.detectors.watchers.base import Item
+    """Scorers from a watcher (`score(items) -> [{label: score}]`, waited for when the watcher
+    is I/O-bound), one per label, that share what the watcher said: each distinct text is
+    scored once (in `max_batch` chunks), however many labels are probed, since a model costs
+    the same for one label as for all."""
+    from watchkeeper.detectors.watchers.base import Item, score_blocking
 
     said: dict[str, dict[str, float]] = {}
 
@@ -92,7 +93,7 @@ def watcher_scorers(watcher: Any, labels: Sequence[str], field: str = "completio
         for start in range(0, len(new), step):
             chunk = new[start:start + step]
             items = [Item(sample_id=str(i), field=field, text=t) for i, t in enumerate(chunk)]
-            said.update(zip(chunk, watcher.score(items), strict=True))
+            said.update(zip(chunk, score_blocking(watcher, items), strict=True))
 
     def scorer(label: str) -> Scorer:
         def score(texts: list[str]) -> list[float]:

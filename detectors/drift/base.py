@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from watchkeeper.detectors.drift.windows import subsample
 from watchkeeper.detectors.result import NEGLIGIBLE, TOO_FEW, DetectorResult
 
 
@@ -42,6 +41,19 @@ class Outcome:
     effect_size: float | None
     details: dict[str, Any] = field(default_factory=dict)
     practical: bool = True
+
+
+T = TypeVar("T", bound=np.generic)
+
+
+def subsample(values: NDArray[T], cap: int | None, rng: np.random.Generator) -> NDArray[T]:
+    """At most `cap` rows, drawn without replacement (in their original order), so a detector's
+    cost stays bounded on a busy service; the seed makes the draw reproducible."""
+    n = len(values)
+    if cap is None or n <= cap:
+        return values
+    keep = np.sort(rng.choice(n, size=cap, replace=False))
+    return values[keep]
 
 
 class DriftDetector(ABC):

@@ -9,20 +9,19 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from watchkeeper.detectors.drift.registry import DETECTORS, build
+from watchkeeper.detectors.drift.registry import KINDS, build, signal_test
+from watchkeeper.detectors.options import check, raise_errors
 from watchkeeper.detectors.result import TOO_FEW, DetectorResult, correct
 from watchkeeper.detectors.stats import Correction
 
 SignalKind = Literal["continuous", "rate", "categorical"]
-# continuous: lengths, tokens, latency, watcher scores; rate: per-sample booleans (error,
-# refusal); categorical: finish reason, error type, language.
-DEFAULT_TEST: dict[str, str] = {"continuous": "ks", "rate": "chi2", "categorical": "chi2"}
 
 
 class Signal(BaseModel):
-    """One signal to watch, as the caller's config describes it."""
+    """One signal to watch, as the caller's config describes it. `params` are checked against
+    the test's options model (drift/options.py) here, so a misspelt one fails at once."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,12 +30,15 @@ class Signal(BaseModel):
     test: str | None = Field(default=None, description="ks, psi or chi2; default by kind")
     params: dict[str, Any] = Field(default_factory=dict, description="detector parameters")
 
+    @model_validator(mode="after")
+    def _params(self) -> Signal:
+        _, errors = check(KINDS[self.detector_name()].options, self.params, self.name,
+                          ("params",))
+        raise_errors(type(self).__name__, errors)
+        return self
+
     def detector_name(self) -> str:
-        name = self.test or DEFAULT_TEST[self.kind]
-        wanted = "categorical" if self.kind in ("rate", "categorical") else "continuous"
-        if name not in DETECTORS or DETECTORS[name].kind != wanted:
-            raise ValueError(f"signal {self.name!r} ({self.kind}) cannot use test {name!r}")
-        return name
+        return signal_test(self.name, self.kind, self.test)
 
 
 def detect_scopes(reference: Mapping[str, Mapping[str, ArrayLike]],
@@ -51,7 +53,9 @@ def detect_scopes(reference: Mapping[str, Mapping[str, ArrayLike]],
         ref = reference.get(scope, {})
         for signal in signals:
             name = signal.detector_name()
-            params = {"alpha": alpha, "random_state": random_state, **signal.params}
+            options = KINDS[name].options.model_validate(signal.params)
+            params = {"alpha": alpha, "random_state": random_state,
+                      **options.model_dump(exclude_unset=True)}
             if signal.name not in windows or signal.name not in ref:
                 result = DetectorResult.skipped(name, TOO_FEW, _size(ref.get(signal.name)),
                                                 _size(windows.get(signal.name)), alpha,

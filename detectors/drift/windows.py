@@ -7,7 +7,7 @@ the same type). Windows are half-open, [start, end), so consecutive windows neve
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -17,7 +17,6 @@ from watchkeeper.detectors.result import DetectorResult, jsonable
 if TYPE_CHECKING:
     from watchkeeper.detectors.drift.base import Detector
 
-T = TypeVar("T", bound=np.generic)
 
 
 class Window(NamedTuple):
@@ -49,16 +48,6 @@ def in_window(timestamps: ArrayLike, window: Window) -> NDArray[np.bool_]:
     """Mask of the rows whose timestamp falls in [start, end)."""
     ts = np.asarray(timestamps)
     return np.asarray((ts >= window.start) & (ts < window.end), dtype=bool)
-
-
-def subsample(values: NDArray[T], cap: int | None, rng: np.random.Generator) -> NDArray[T]:
-    """At most `cap` rows, drawn without replacement (in their original order), so a detector's
-    cost stays bounded on a busy service; the seed makes the draw reproducible."""
-    n = len(values)
-    if cap is None or n <= cap:
-        return values
-    keep = np.sort(rng.choice(n, size=cap, replace=False))
-    return values[keep]
 
 
 def compare_windows(detector: Detector, values: ArrayLike, timestamps: ArrayLike,

@@ -1,6 +1,12 @@
 """The watcher contract. Like a scikit-learn estimator, a watcher's constructor only stores and
 loads; `score` is pure (texts in, label scores out, same order) and never touches the network or
 the store. The watch service does batching, thresholds, storage and flags around it.
+
+A kind that must call out to a service to score (an LLM judge behind an HTTP endpoint) says so:
+it is an `AsyncWatcher`, declared `io_bound = True`, whose `score` is a coroutine bounded by its
+own options (a timeout per call, a number of calls in flight). The watch service awaits it on
+the process's I/O loop (`io_loop.py`) while the pure watchers compute; callers without an event
+loop use `score_blocking`.
 """
 
 from __future__ import annotations
@@ -8,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeIs
 
 WatchField = Literal["prompt", "completion", "both", "pair"]
 
@@ -29,7 +36,9 @@ class WatcherSpec(BaseModel):
     field: WatchField = "completion"
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="label → score at or above which a sample is flagged")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="as written; checked against the kind's options model "
+        "(registry.KINDS) when the config loads and when the watcher is built")
     enabled: bool = True
 
 
@@ -63,6 +72,39 @@ class Watcher(Protocol):
 
 
 @runtime_checkable
+class AsyncWatcher(Protocol):
+    """A watcher whose scores come from a call to another service: `io_bound` is True and
+    `score` is awaited. Its options bound it: a timeout on every call and a number of calls in
+    flight, so a slow endpoint delays its own scores, not the other watchers'."""
+
+    io_bound: ClassVar[Literal[True]]
+    name: str
+    version: str
+    device: str
+    max_batch: int
+    labels: tuple[str, ...]
+
+    async def score(self, items: Sequence[Item]) -> list[dict[str, float]]:
+        """As `Watcher.score`, awaited."""
+
+
+def is_io_bound(watcher: object) -> TypeIs[AsyncWatcher]:
+    """Whether a watcher declares that it calls out (an AsyncWatcher)."""
+    return getattr(watcher, "io_bound", False) is True
+
+
+def score_blocking(watcher: Watcher | AsyncWatcher, items: Sequence[Item]
+                   ) -> list[dict[str, float]]:
+    """`watcher.score(items)` for callers without an event loop (eval-watcher, bias probes):
+    an AsyncWatcher's runs on the process's I/O loop, and this thread waits for it."""
+    if is_io_bound(watcher):
+        from watchkeeper.detectors.watchers import io_loop
+
+        return io_loop.run(watcher.score(items))
+    return watcher.score(items)
+
+
+@runtime_checkable
 class Embedder(Protocol):
     name: str
     version: str
@@ -74,7 +116,7 @@ class Embedder(Protocol):
         """One vector per item, in order (unit length, so cosine similarity is a dot product)."""
 
 
-def default_thresholds(watcher: Watcher | Embedder) -> dict[str, float]:
+def default_thresholds(watcher: Watcher | AsyncWatcher | Embedder) -> dict[str, float]:
     """The watcher's own thresholds, empty when it has none."""
     return {str(label): float(value)
             for label, value in (getattr(watcher, "default_thresholds", None) or {}).items()}

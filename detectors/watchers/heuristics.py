@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 
 from watchkeeper.detectors.watchers.base import Item, WatcherSpec
+from watchkeeper.detectors.watchers.options import HeuristicsOptions
 
 REFUSAL = re.compile(
     r"\b(I\s*(?:am|'m)\s*(?:sorry|afraid)[^.]{0,40}\b(?:can(?:no|')t|unable|not able)"
@@ -30,7 +31,9 @@ class Heuristics:
     device = "cpu"
     max_batch = 4096
 
-    def __init__(self, spec: WatcherSpec) -> None:
+    def __init__(self, spec: WatcherSpec, options: HeuristicsOptions | None = None) -> None:
+        if options is None:
+            HeuristicsOptions.of(spec)  # nothing to set, but an unknown option still fails
         self.name = spec.name
         self.version = "1"
 

@@ -20,6 +20,7 @@ from typing import Any
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
 from watchkeeper.detectors.watchers.loading import names_load_errors
 from watchkeeper.detectors.watchers.model_files import fingerprint, position_limit
+from watchkeeper.detectors.watchers.options import HFClassifierOptions
 from watchkeeper.detectors.watchers.torch_runtime import device_and_dtype, inference
 
 
@@ -52,44 +53,44 @@ def map_labels(id2label: dict[int, str], label_map: dict[str, str]) -> tuple[str
 class SequenceClassifier:
     """A transformers sequence classifier (kind "hf_classifier").
 
-    Options: `model` (local directory or hub id, required), `revision`, `label_map`
-    ({model label: our label}; others keep their model name, lowercased), `multi_label`
-    (sigmoid per label; default from the config's problem_type, else softmax), `offline`
-    (local files only; default true unless `allow_download`), `max_batch` (32), `max_length`
-    (256 tokens, 512 in pair mode), `device`, `precision`.
+    Options (`options.HFClassifierOptions`): `model` (local directory or hub id, required),
+    `revision`, `label_map` ({model label: our label}; others keep their model name,
+    lowercased), `multi_label` (sigmoid per label; default from the config's problem_type, else
+    softmax), `offline` (local files only; default true unless `allow_download`), `max_batch`
+    (32), `max_length` (256 tokens, 512 in pair mode), `device`, `precision`.
     """
 
     @names_load_errors
-    def __init__(self, spec: WatcherSpec) -> None:
-        options = spec.options
+    def __init__(self, spec: WatcherSpec, options: HFClassifierOptions | None = None) -> None:
+        options = HFClassifierOptions.of(spec) if options is None else options
         self.name = spec.name
         self.pair = spec.field == "pair"
-        self.max_batch = int(options.get("max_batch", 32))
-        self.max_length = int(options.get("max_length", 512 if self.pair else 256))
+        self.max_batch = options.max_batch
+        self.max_length = options.max_length or (512 if self.pair else 256)
         self.device, self.dtype = device_and_dtype(options)
 
-        model = str(options.get("model") or "")
+        model = options.model
         if not model:
             raise WatcherLoadError("options.model is required (a local directory or a hub id)")
-        offline = bool(options.get("offline", not options.get("allow_download", False)))
+        offline = not options.allow_download if options.offline is None else options.offline
         local = _is_path(model)
         location = Path(model).expanduser() if local else None
         if location is not None and not (location / "config.json").is_file():
             raise WatcherLoadError(f"model path {location} not found or holds no config.json")
         self.model, self.tokenizer = self._from_pretrained(str(location or model),
-                                                           options.get("revision"), offline)
+                                                           options.revision, offline)
         self.model.to(self.device).eval()
         self.max_length = min(self.max_length, position_limit(self.model, self.tokenizer))
 
         config = self.model.config
         self.labels: tuple[str, ...] = map_labels(
-            {int(k): v for k, v in config.id2label.items()}, dict(options.get("label_map") or {}))
-        multi = options.get("multi_label")
+            {int(k): v for k, v in config.id2label.items()}, dict(options.label_map))
+        multi = options.multi_label
         # one logit can only be a sigmoid; a softmax over it would always say 1
         self.multi_label = (config.problem_type == "multi_label_classification"
                             or len(self.labels) == 1) if multi is None else bool(multi)
         # a local directory: its files; a hub model: the commit it resolved to, else its config
-        commit = getattr(config, "_commit_hash", None) or options.get("revision")
+        commit = getattr(config, "_commit_hash", None) or options.revision
         if location is not None:
             self.version = fingerprint(location)
         elif commit:

@@ -10,17 +10,22 @@ from typing import TypeVar
 from watchkeeper.detectors.watchers.base import WatcherLoadError, WatcherSpec
 
 W = TypeVar("W")
+Opts = TypeVar("Opts")
 
 
-def names_load_errors(init: Callable[[W, WatcherSpec], None]
-                      ) -> Callable[[W, WatcherSpec], None]:
-    """Decorates a watcher's `__init__`: its WatcherLoadError gains the watcher's name and kind."""
+def names_load_errors(init: Callable[[W, WatcherSpec, Opts | None], None]
+                      ) -> Callable[[W, WatcherSpec, Opts | None], None]:
+    """Decorates a watcher's `__init__(spec, options=None)`: its WatcherLoadError gains the
+    watcher's name and kind (once)."""
 
     @functools.wraps(init)
-    def load(self: W, spec: WatcherSpec) -> None:
+    def load(self: W, spec: WatcherSpec, options: Opts | None = None) -> None:
         try:
-            init(self, spec)
+            init(self, spec, options)
         except WatcherLoadError as exc:
-            raise WatcherLoadError(f"watcher {spec.name!r} ({spec.kind}): {exc}") from exc
+            prefix = f"watcher {spec.name!r} ({spec.kind})"
+            if str(exc).startswith(prefix):
+                raise
+            raise WatcherLoadError(f"{prefix}: {exc}") from exc
 
     return load

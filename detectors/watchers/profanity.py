@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
+from watchkeeper.detectors.watchers.options import ProfanityOptions
 
 LABEL = "profanity"
 
@@ -26,7 +27,8 @@ class ProfanityCheck:
     labels: tuple[str, ...] = (LABEL,)
     device: str = "cpu"
 
-    def __init__(self, spec: WatcherSpec) -> None:
+    def __init__(self, spec: WatcherSpec, options: ProfanityOptions | None = None) -> None:
+        options = ProfanityOptions.of(spec) if options is None else options
         self.name = spec.name
         # The threshold that the package's own predict() applies.
         self.default_thresholds = {LABEL: 0.5}
@@ -42,7 +44,7 @@ class ProfanityCheck:
         except PackageNotFoundError:
             package = "unknown"
         self.version = f"alt-profanity-check {package}"
-        self.max_batch = int(spec.options.get("max_batch", 1024))
+        self.max_batch = options.max_batch
 
     def score(self, items: Sequence[Item]) -> list[dict[str, float]]:
         return [{LABEL: value} for value in self.predict_proba([item.text for item in items])]

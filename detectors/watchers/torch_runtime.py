@@ -4,10 +4,11 @@ the CPU otherwise (with bf16 autocast where the CPU has fast bf16), chosen once 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from watchkeeper.detectors.watchers.base import WatcherLoadError
+from watchkeeper.detectors.watchers.options import WatcherOptions
 
 
 def resolve_device(option: str = "auto") -> str:
@@ -47,11 +48,11 @@ def inference(device: str, dtype: Any) -> Iterator[None]:
                 yield
 
 
-def device_and_dtype(options: Mapping[str, Any]) -> tuple[str, Any]:
+def device_and_dtype(options: WatcherOptions) -> tuple[str, Any]:
     """A watcher's `device` and `precision` options, resolved once at load: a device that torch
     cannot see fails the watcher's start, not its first batch."""
     try:
-        device = resolve_device(str(options.get("device", "auto")))
+        device = resolve_device(options.device)
     except RuntimeError as exc:
         raise WatcherLoadError(str(exc)) from exc
-    return device, autocast_dtype(device, str(options.get("precision", "auto")))
+    return device, autocast_dtype(device, options.precision)

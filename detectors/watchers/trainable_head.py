@@ -19,9 +19,10 @@ also only ever read from `<data_dir>/watchers/`, with names and versions checked
 option can point the loader elsewhere. The price: only linear heads (logistic regression),
 which is also what generalises best on sentence embeddings here (docs/watchers.md).
 
-Options (besides the injected "device" and "precision"): `name` (default: the watcher's
-name), `data_dir` (default: $WATCHKEEPER_DATA_DIR or .watchkeeper, the Settings default),
-`version` ("current" or a version such as "v2"), `max_batch` (64).
+Options (`options.TrainableHeadOptions`, besides the injected "device" and "precision"):
+`name` (default: the watcher's name), `data_dir` (default: $WATCHKEEPER_DATA_DIR or
+.watchkeeper, the Settings default), `version` ("current" or a version such as "v2"),
+`max_batch` (64).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import numpy as np
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
 from watchkeeper.detectors.watchers.embedding import SentenceEmbedder
 from watchkeeper.detectors.watchers.head_training import LinearHead, TrainResult, normalise_text
+from watchkeeper.detectors.watchers.options import EmbeddingOptions, TrainableHeadOptions
 
 FORMAT = 1
 DEFAULT_LABEL = "toxic"
@@ -183,25 +185,23 @@ def load_linear_head(path: Path, dimensions: int) -> LinearHead:
 class TrainableHead:
     """Watcher: one label (the head's, "toxic" by default), P(positive) per text."""
 
-    def __init__(self, spec: WatcherSpec) -> None:
-        options = spec.options
+    def __init__(self, spec: WatcherSpec, options: TrainableHeadOptions | None = None) -> None:
+        options = TrainableHeadOptions.of(spec) if options is None else options
         self.name = spec.name
-        self.head_name = str(options.get("name") or spec.name)
-        self.data_dir = Path(options.get("data_dir") or default_data_dir())
+        self.head_name = options.name or spec.name
+        self.data_dir = options.data_dir or default_data_dir()
         try:
-            self.path = artifact_dir(self.data_dir, self.head_name,
-                                     str(options.get("version") or "current"))
+            self.path = artifact_dir(self.data_dir, self.head_name, options.version or "current")
             self.meta = load_meta(self.path)
         except (OSError, ValueError) as exc:
             raise WatcherLoadError(f"watcher {spec.name!r}: cannot read the trained head "
                                    f"{self.head_name!r} under {self.data_dir}: {exc}") from exc
         embedding = self.meta["embedding"]
-        self.embedder = SentenceEmbedder(WatcherSpec(
-            name=f"{spec.name}.embedding", kind="embedding", options={
-                "model": embedding["model"], "max_length": embedding["max_length"],
-                "max_batch": options.get("max_batch", 64),
-                "device": options.get("device", "auto"),
-                "precision": options.get("precision", "auto")}))
+        self.embedder = SentenceEmbedder(
+            WatcherSpec(name=f"{spec.name}.embedding", kind="embedding"),
+            EmbeddingOptions(model=embedding["model"], max_length=embedding["max_length"],
+                             max_batch=options.max_batch, device=options.device,
+                             precision=options.precision))
         if self.embedder.fingerprint != embedding["fingerprint"]:
             raise WatcherLoadError(
                 f"watcher {spec.name!r}: head {self.head_name} {self.path.name} was trained on "

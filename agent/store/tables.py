@@ -1,0 +1,153 @@
+"""The tables as contracts: one typed row model per table, the only place a table's columns
+are named. Writers build rows of the model and insert them with its columns
+(`Store.insert_rows`); readers go by column name, never by position. tests/test_tables.py holds
+every model to the migrated schema (`system.columns`, both ways) and the compiled ingest path's
+column list to the samples model.
+
+The capture tables' rows are the pydantic models ingest already writes as JSON lines
+(`collectors/normalise/sample.py`: one serialisation per sample for the bus and the table);
+the others are frozen dataclasses, cheap enough for the watchers' per-label rows. Columns the
+server fills (`DEFAULT now64(3)`: when a row was stored) are named under `server`: no writer
+sends them, and a model leaves them out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from watchkeeper.collectors.normalise.sample import Feedback, Sample, SpanRecord
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreRow:
+    """What one watcher said about one field of one sample, for one label (`_error` when it
+    failed on the item)."""
+
+    sample_id: uuid.UUID
+    ts: datetime
+    service: str
+    watcher: str
+    version: str
+    field: str
+    label: str
+    score: float
+    flagged: bool
+    threshold: float | None
+    latency_ms: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmbeddingRow:
+    sample_id: uuid.UUID
+    ts: datetime
+    service: str
+    model: str
+    field: str
+    vector: list[float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlagRow:
+    """One entry of the review queue: a watcher's crossed threshold (with its sample) or a
+    detector's alert (without). Verdicts live in `reviews`."""
+
+    flag_id: uuid.UUID
+    sample_id: uuid.UUID | None
+    ts: datetime
+    service: str
+    source: str
+    reason: str
+    label: str
+    field: str  # prompt, completion, pair; '' for detector alerts
+    score: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewRow:
+    """One reviewer's verdict on one flag; the latest per flag wins."""
+
+    flag_id: uuid.UUID
+    sample_id: uuid.UUID | None
+    verdict: str
+    label: str
+    reviewer: str
+    note: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectorRunRow:
+    run_id: uuid.UUID
+    job: str
+    detector: str
+    scope: str
+    window_start: datetime
+    window_end: datetime
+    reference_start: datetime
+    reference_end: datetime
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    effect_size: float | None
+    alert: bool
+    n_reference: int
+    n_current: int
+    details: str  # JSON
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationRow:
+    version: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Table(Generic[Row]):
+    """A table's name, its row model and what the migrations build around it: the
+    ReplacingMergeTree version column and the column retention (TTL) counts from."""
+
+    name: str
+    model: type[Row]
+    version: str | None  # None: ReplacingMergeTree without a version column
+    ttl: str | None = "ts"  # None: kept whatever the retention
+    server: tuple[str, ...] = ()  # filled by the server, never written
+    columns: tuple[str, ...] = dataclasses.field(init=False)  # what writers write, in order
+
+    def __post_init__(self) -> None:
+        model: type[Any] = self.model
+        names = (tuple(model.model_fields) if issubclass(model, BaseModel)
+                 else tuple(f.name for f in dataclasses.fields(model)))
+        object.__setattr__(self, "columns", names)
+
+    def tuples(self, rows: Iterable[Row]) -> list[tuple[Any, ...]]:
+        """The rows as value tuples in `columns` order, for an insert naming those columns."""
+        values = attrgetter(*self.columns)
+        return [values(row) for row in rows]
+
+
+SAMPLES = Table("samples", Sample, "ingested_at", server=("ingested_at",))
+SPANS = Table("spans", SpanRecord, "ingested_at", server=("ingested_at",))
+USER_FEEDBACK = Table("user_feedback", Feedback, "ingested_at", server=("ingested_at",))
+SCORES = Table("scores", ScoreRow, "scored_at", server=("scored_at",))
+EMBEDDINGS = Table("embeddings", EmbeddingRow, "created_at", server=("created_at",))
+FLAGS = Table("flags", FlagRow, "updated_at", server=("created_at", "updated_at"))
+DETECTOR_RUNS = Table("detector_runs", DetectorRunRow, "ran_at", ttl="window_end",
+                      server=("ran_at",))
+REVIEWS = Table("reviews", ReviewRow, "ts")
+# created by migrate.py itself, before any migration
+SCHEMA_MIGRATIONS = Table("schema_migrations", MigrationRow, None, ttl=None,
+                          server=("applied_at",))
+
+TABLES: tuple[Table[Any], ...] = (SAMPLES, SPANS, USER_FEEDBACK, SCORES, EMBEDDINGS, FLAGS,
+                                  DETECTOR_RUNS, REVIEWS, SCHEMA_MIGRATIONS)
