@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from helpers import RunningAgent, post
+from helpers import RunningAgent, chat_request, post
 from watchkeeper.agent.bus import (
     SIGNAL_HEADER,
     TOPIC_DEAD_LETTER,
     TOPIC_SAMPLES,
     TOPIC_SPANS,
     BusError,
+    Record,
+    TopicPartition,
 )
 from watchkeeper.agent.bus.memory import MemoryBus
 from watchkeeper.agent.bus.samples import MESSAGE_BYTES, SAMPLES_PER_MESSAGE, pack, unpack
+from watchkeeper.agent.config import IngestConfig, StoreConfig
+from watchkeeper.agent.ingest.decode import PreparedRow
 from watchkeeper.agent.ingest.joiner import Joiner
+from watchkeeper.agent.ingest.offsets import OffsetTracker
+from watchkeeper.agent.ingest.service import IngestService
+from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.migrate import migrate
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 
 RESOURCE = {"service.name": "svc", "service.instance.id": "i-1"}
 
 
-def _span(span_id: str = "s1") -> SpanView:
-    return SpanView("t1", span_id, "", "chat", "client", 1, 2, "ok", "", {}, [], RESOURCE, "x")
+def _span(span_id: str = "s1") -> PreparedRow:
+    return PreparedRow.from_view(
+        SpanView("t1", span_id, "", "chat", "client", 1, 2, "ok", "", {}, [], RESOURCE, "x"))
 
 
 def _log(name: str, span_id: str = "s1", trace_id: str = "t1") -> LogView:
@@ -156,3 +167,130 @@ def test_memory_bus_commit_lag_and_backpressure() -> None:
     for i in range(10):  # a topic nobody reads keeps only the newest
         bus.publish("unread", bytes([i]))
     assert bus.backlog("unread") == 3
+
+
+# -- the offset tracker ------------------------------------------------------------------------
+P0, P1 = (TOPIC_SPANS, 0), (TOPIC_SPANS, 1)
+
+
+class _Consumer:
+    """A consumer that records commits and revokes partitions in its next poll, as Kafka's does."""
+
+    def __init__(self, on_revoke: Callable[[Iterable[TopicPartition]], None]) -> None:
+        self.on_revoke = on_revoke
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.horizon: dict[TopicPartition, int] = {}
+        self.revoke_next: list[TopicPartition] = []
+        self.fail_commit = False
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        if self.revoke_next:
+            self.on_revoke(self.revoke_next)
+            self.revoke_next = []
+        return []
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.fail_commit:
+            raise BusError("broker away")
+        self.commits.append(dict(offsets))
+
+    def replay_horizon(self) -> dict[TopicPartition, int]:
+        return dict(self.horizon)
+
+
+class _Bus:
+    def consumer(self, topic: str, group: str,
+                 on_revoke: Callable[[Iterable[TopicPartition]], None]) -> _Consumer:
+        self.made = _Consumer(on_revoke)
+        return self.made
+
+
+def _tracker() -> tuple[OffsetTracker, _Consumer, list[set[TopicPartition]]]:
+    bus, dropped = _Bus(), []
+    tracker = OffsetTracker(bus, TOPIC_SPANS, "g", on_revoke=dropped.append)  # type: ignore[arg-type]
+    return tracker, bus.made, dropped
+
+
+def _read(tracker: OffsetTracker, partition: int, offsets: range) -> None:
+    tracker.read([Record(TOPIC_SPANS, partition, o, None, b"") for o in offsets])
+
+
+def test_a_commit_never_passes_an_item_still_held() -> None:
+    tracker, consumer, _ = _tracker()
+    _read(tracker, 0, range(10))
+    _read(tracker, 1, range(5))
+    tracker.stage([(P0, 7), (P0, 3)])  # the join window still holds offsets 3 and 7 of p0
+    assert consumer.commits == []  # nothing until the batch is stored
+    tracker.commit_staged()
+    assert consumer.commits == [{P0: 3, P1: 5}]
+    tracker.commit_staged()  # committed once: nothing is staged any more
+    _read(tracker, 0, range(10, 12))
+    tracker.stage([])  # the window let them go, into the next batch
+    tracker.commit_staged()
+    assert consumer.commits == [{P0: 3, P1: 5}, {P0: 12, P1: 5}]
+
+
+def test_a_batch_that_was_not_stored_commits_nothing() -> None:
+    tracker, consumer, _ = _tracker()
+    _read(tracker, 0, range(4))
+    tracker.stage([])  # its batch fails: commit_staged is never called for it
+    _read(tracker, 0, range(4, 6))
+    tracker.stage([])  # the retry, with the newer rows
+    assert consumer.commits == []
+    consumer.fail_commit = True
+    tracker.commit_staged()  # a failed commit is logged, not raised; the next one catches up
+    assert consumer.commits == []
+    consumer.fail_commit = False
+    tracker.stage([])
+    tracker.commit_staged()
+    assert consumer.commits == [{P0: 6}]
+
+
+def test_revoked_partitions_are_dropped_and_not_committed() -> None:
+    tracker, consumer, dropped = _tracker()
+    consumer.horizon = {P0: 5, P1: 5}
+    tracker.poll(10, 0)  # assigned: each partition's horizon as the consumer noted it
+    assert tracker.replayed((P0, 4)) and not tracker.replayed((P0, 5))
+    _read(tracker, 0, range(3))
+    _read(tracker, 1, range(3))
+    tracker.stage([])
+    consumer.revoke_next, consumer.horizon = [P1], {P0: 5}
+    tracker.poll(10, 0)
+    assert dropped == [{P1}]  # the join window and the batch drop what came from p1
+    assert not tracker.replayed((P1, 4))
+    tracker.commit_staged()
+    assert consumer.commits == [{P0: 3}]
+    tracker.stage([])
+    tracker.commit_staged()
+    assert consumer.commits == [{P0: 3}, {P0: 3}]  # p1 is its new owner's to commit
+
+
+def test_a_batch_that_failed_is_not_committed_and_lands_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(f"chdb://{tmp_path / 'ch'}", StoreConfig())
+    migrate(store)
+    bus = MemoryBus()
+    service = IngestService(bus, store, IngestConfig(join_window_s=0, flush_interval_s=60))
+    for i in range(3):
+        bus.publish(TOPIC_SPANS, chat_request(10, f"f{i}"))
+    failures = [RuntimeError("connection lost")]
+
+    def landing_then_failing(insert: Callable[..., None]) -> Callable[..., None]:
+        def flaky(*args: object) -> None:
+            insert(*args)  # the rows land, but the writer hears of a failure
+            if failures:
+                raise failures.pop()
+        return flaky
+
+    for name in ("insert_json", "insert_row_binary"):
+        monkeypatch.setattr(store, name, landing_then_failing(getattr(store, name)))
+    service.step(0.1)
+    service.flush(time.monotonic(), force=True)
+    assert not failures and service.consumer.lag() == 3  # landed, but failed: not committed
+    bus.publish(TOPIC_SPANS, chat_request(10, "later"))  # the retry goes with newer rows
+    service.step(0.1)
+    service.flush(time.monotonic(), force=True)  # checks every sample of the failed batch
+    assert service.consumer.lag() == 0
+    counted = store.query(f"SELECT count(), uniqExact(sample_id) FROM {store.database}.samples")
+    assert counted.rows == [(40, 40)]  # without FINAL: no sample twice
+    store.close()

@@ -9,8 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from helpers import chat_request, post, running_agent
 from watchkeeper.agent.lifecycle import LoopService, Service
 
@@ -51,14 +49,17 @@ class Stubborn(LoopService):
         time.sleep(3.0)
 
 
-def test_a_drain_keeps_its_deadline(caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario() -> float:
+def test_a_drain_keeps_its_deadline() -> None:
+    """A loop still busy at the deadline is left running (what it holds stays on the bus) and
+    the drain returns, so the process can exit within its grace period."""
+    async def scenario() -> tuple[float, dict[str, bool]]:
         service = Stubborn()
         await service.start()
         assert service.ready() == {"stubborn": True}
         started = time.monotonic()
         await service.drain(time.monotonic() + 0.3)
-        return time.monotonic() - started
+        return time.monotonic() - started, service.ready()
 
-    assert asyncio.run(scenario()) < 1.5
-    assert "drain passed its deadline" in caplog.text
+    took, after = asyncio.run(scenario())
+    assert took < 1.5
+    assert after == {"stubborn": True}  # still running: the drain did not wait for it

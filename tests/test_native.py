@@ -4,12 +4,16 @@ takes on, the same row, field for field; every other span is named for the Pytho
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import random
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,9 +36,14 @@ from watchkeeper.collectors.normalise import (
     is_llm_call,
     native,
     otlp,
+    shapes,
     to_sample,
     to_span_record,
 )
+from watchkeeper.collectors.normalise import normaliser as normaliser_module
+from watchkeeper.collectors.normalise.otlp import LogView, SpanView
+from watchkeeper.collectors.normalise.sample import SAMPLE_NAMESPACE, Message, Part
+from watchkeeper.collectors.normalise.shapes import Content, Markers, genai_latest
 
 # `make test` sets WATCHKEEPER_REQUIRE_NATIVE=1 where cargo is on the machine: there a compiled
 # path that did not build, or that ingest would not use, fails these tests instead of skipping.
@@ -62,8 +71,8 @@ def _python_rows(request: ExportTraceServiceRequest,
     return samples, spans
 
 
-def _compare(message: bytes) -> native.Decoded:
-    [decoded] = native.decode_traces([message], OPTIONS)
+def _compare(message: bytes, compiled_rules: Any = None) -> native.Decoded:
+    [decoded] = native.decode_traces([message], OPTIONS, compiled_rules)
     assert decoded is not None
     request = ExportTraceServiceRequest.FromString(message)
     samples, spans = _python_rows(request, decoded.deferred)
@@ -208,8 +217,9 @@ def test_generated_spans_give_the_same_rows() -> None:
         taken += len(decoded.samples) + len(decoded.span_rows)
         samples += len(decoded.samples)
         deferred += len(decoded.deferred)
-    # the comparison means something only if the compiled path took on most spans
-    assert taken > deferred and samples > 200, (taken, samples, deferred)
+    # the comparison means something only if the compiled path took on a good share of the
+    # spans (about half: the generator gives many of them forms only Python writes, or markers)
+    assert taken > 0.45 * (taken + deferred) and samples > 300, (taken, samples, deferred)
 
 
 def test_row_binary_columns_are_the_sample_fields_in_order() -> None:
@@ -251,3 +261,145 @@ def test_ingest_stores_the_same_rows_with_and_without_it(tmp_path: Path) -> None
     python_rows, native_rows = results
     assert len(python_rows) == 4 * len(list(FIXTURES.iterdir()))
     assert native_rows == python_rows
+
+
+# -- the rules: what the compiled path knows of the normaliser comes from Python -----------------
+def _request(*spans: Span) -> bytes:
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "svc"
+    rs.scope_spans.add().spans.extend(spans)
+    return request.SerializeToString()
+
+
+def _llm_span(n: int, **extra: str) -> Span:
+    span = Span(trace_id=bytes([n]) * 16, span_id=bytes([n]) * 8, name="chat gpt-4o-mini",
+                start_time_unix_nano=1_760_000_000_000_000_000,
+                end_time_unix_nano=1_760_000_001_000_000_000)
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+             "gen_ai.input.messages": json.dumps(
+                 [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]), **extra}
+    span.attributes.extend(KeyValue(key=k, value=AnyValue(string_value=v))
+                           for k, v in attrs.items())
+    return span
+
+
+def _acme_extract(span: SpanView, logs: Sequence[LogView]) -> Content | None:
+    text = span.attributes.get("acme.llm.completion")
+    if not text:
+        return None
+    return Content(output=[Message(role="assistant", parts=[Part(content=text)])],
+                   consumed={"acme.llm.completion"})
+
+
+# A made-up shape, registered for one test: its content sits under a prefix native/ never saw.
+ACME = SimpleNamespace(NAME="acme", MARKERS=Markers(prefixes=("acme.llm.",)),
+                       extract=_acme_extract)
+
+
+def test_rules_are_the_normaliser_tables() -> None:
+    table = native.rules()
+    n = normaliser_module
+    assert table["aliases"] == {field: list(keys) for field, keys in n.ALIASES.items()}
+    assert table["resource_aliases"] == {f: list(k) for f, k in n.RESOURCE_ALIASES.items()}
+    assert set(table["metadata_keys"]) == n.METADATA_KEYS
+    assert set(table["llm_operations"]) == n.LLM_OPERATIONS
+    assert tuple(table["genai_markers"]) == n.GENAI_MARKERS
+    assert table["max_attribute_chars"] == n.MAX_ATTRIBUTE_CHARS
+    assert tuple(table["span_kinds"]) == otlp.SPAN_KINDS
+    assert table["sample_namespace"] == SAMPLE_NAMESPACE.bytes
+    assert (table["shape"]["name"], table["shape"]["input"], table["shape"]["output"],
+            table["shape"]["system"]) == (genai_latest.NAME, *genai_latest.KEYS)
+    # every shape's markers, bar the compiled shape's own content keys, and nothing else
+    registered = shapes.registry()
+    assert set(table["defer"]["prefixes"]) == {p for s in registered for p in s.MARKERS.prefixes}
+    assert set(table["defer"]["events"]) == {e for s in registered for e in s.MARKERS.events}
+    assert set(table["defer"]["keys"]) == ({k for s in registered for k in s.MARKERS.keys}
+                                           - set(genai_latest.KEYS)) | set(n.FALLBACK_KEYS)
+
+
+def test_the_compiled_row_follows_a_changed_alias_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new alias in the normaliser's table: both paths read it, with no change to native/."""
+    n = normaliser_module
+    message = _request(_llm_span(1, **{"acme.vendor": "acme", "acme.model": "m-1"}))
+    [before] = native.decode_traces([message], OPTIONS)
+    assert json.loads(before.samples[0].line)["provider"] == "openai"
+    monkeypatch.setitem(n.ALIASES, "provider", ("acme.vendor", *n.ALIASES["provider"]))
+    monkeypatch.setitem(n.ALIASES, "request_model", ("acme.model",))
+    monkeypatch.setattr(n, "METADATA_KEYS", n.METADATA_KEYS | {"acme.vendor", "acme.model"})
+    decoded = _compare(message, native.compile_rules(native.rules()))
+    row = json.loads(decoded.samples[0].line)
+    assert (row["provider"], row["request_model"]) == ("acme", "m-1")
+    assert "acme.vendor" not in row["attributes"]
+
+
+def test_the_sample_id_namespace_is_the_normalisers() -> None:
+    table = native.rules()
+    table["sample_namespace"] = uuid.NAMESPACE_DNS.bytes
+    [decoded] = native.decode_traces([_request(_llm_span(2))], OPTIONS,
+                                     native.compile_rules(table))
+    [prepared] = decoded.samples
+    assert prepared.sample_id == str(uuid.uuid5(
+        uuid.NAMESPACE_DNS, f"{prepared.trace_id}:{prepared.span_id}"))
+
+
+def test_a_new_shape_reaches_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shape registered in Python only: its spans are left to the Python normaliser, which
+    finds its content; before, native/ would have written the row without it."""
+    plain = Span(trace_id=b"\x03" * 16, span_id=b"\x04" * 8, name="tool",
+                 start_time_unix_nano=1_760_000_000_000_000_000)
+    plain.attributes.add(key="acme.llm.step").value.string_value = "1"
+    message = _request(_llm_span(3, **{"acme.llm.completion": "hello"}), plain)
+    [old] = native.decode_traces([message], OPTIONS)
+    assert old.deferred == frozenset()  # taken with today's registry: acme is unknown
+
+    registered = [*shapes.registry(), ACME]
+    monkeypatch.setattr(normaliser_module, "registry", lambda: registered)
+    monkeypatch.setattr(native, "registry", lambda: registered)
+    assert "acme.llm." in native.rules()["defer"]["prefixes"]
+    decoded = _compare(message, native.compile_rules(native.rules()))
+    assert decoded.deferred == frozenset({0, 1}) and not decoded.samples
+    [view, _] = otlp.spans(ExportTraceServiceRequest.FromString(message))
+    sample = to_sample(view, [], OPTIONS)
+    assert (sample.source, sample.completion_text) == ("genai_latest+acme", "hello")
+    assert json.loads(old.samples[0].line)["completion_text"] == ""  # what the override lost
+
+
+@pytest.mark.parametrize("marker", ["keys", "prefixes", "events"])
+def test_a_span_with_any_handed_over_marker_is_deferred(marker: str) -> None:
+    span = _llm_span(5, **{"x.marker": "1"})
+    span.events.add(name="x.event")
+    message = _request(span)
+    table = native.rules()
+    [taken] = native.decode_traces([message], OPTIONS, native.compile_rules(table))
+    assert len(taken.samples) == 1
+    table["defer"][marker].append({"keys": "x.marker", "prefixes": "x.",
+                                   "events": "x.event"}[marker])
+    [decoded] = native.decode_traces([message], OPTIONS, native.compile_rules(table))
+    assert decoded.deferred == frozenset({0})
+
+
+def test_native_has_no_list_of_its_own() -> None:
+    """With no markers handed over, the compiled path takes an indexed-attribute span (which
+    the normaliser's registry leaves to Python): the deferral list is all Python's."""
+    message = _request(_llm_span(6, **{"gen_ai.prompt.0.content": "hi"}))
+    [deferred] = native.decode_traces([message], OPTIONS)
+    assert deferred.deferred == frozenset({0})
+    table = native.rules()
+    table["defer"] = {"keys": [], "prefixes": [], "events": []}
+    [decoded] = native.decode_traces([message], OPTIONS, native.compile_rules(table))
+    assert decoded.deferred == frozenset() and len(decoded.samples) == 1
+
+
+def test_rules_the_build_does_not_know_are_refused() -> None:
+    table = native.rules()
+    with pytest.raises(ValueError, match="not known"):
+        native.compile_rules({**table, "defer": {**table["defer"], "names": ["x"]}})
+    with pytest.raises(ValueError, match="not known"):
+        native.compile_rules({**table, "aliases": {**table["aliases"], "temperature": ["t"]}})
+    broken = copy.deepcopy(table)
+    del broken["aliases"]["provider"]
+    with pytest.raises(KeyError):
+        native.compile_rules(broken)
+    with pytest.raises(TypeError, match="MARKERS"):
+        native.rules([*shapes.registry(), SimpleNamespace(NAME="unmarked")])  # type: ignore[list-item]

@@ -1,7 +1,11 @@
-"""Joins content log records to their span. Instrumentations send content as log records that
-travel in other requests than the span (before or after it), so a GenAI span waits here for the
-join window, gathering the logs that carry its trace and span ids. Every waiting item remembers
-the bus position it came from, so ingest never commits past something still waiting.
+"""Join: content log records to their span, within the join window (decision 0003).
+
+Why a part of its own: instrumentations send content as log records that travel in other
+requests than the span (before or after it), so a GenAI span waits here for the join window,
+gathering the logs that carry its trace and span ids. It holds `PreparedRow`s, whichever path
+decoded them; what joined logs mean for the row is decode's business (`Decoder.render`). Every
+waiting item remembers the bus position it came from (`refs`), so the offset tracker never lets
+ingest commit past something still waiting.
 """
 
 from __future__ import annotations
@@ -12,13 +16,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from watchkeeper.agent.bus import TopicPartition
-from watchkeeper.collectors.normalise.native import PreparedSample
-from watchkeeper.collectors.normalise.otlp import LogView, SpanView
+from watchkeeper.agent.ingest.decode import PreparedRow, Ref
+from watchkeeper.collectors.normalise.otlp import LogView
 
-Ref = tuple[TopicPartition, int]  # (topic, partition), offset
 Key = tuple[str, str]  # trace id, span id
 T = TypeVar("T")
-Pending = SpanView | PreparedSample  # the compiled path's spans come already normalised
 CHOICE = "gen_ai.choice"
 ROLE_MESSAGE_PREFIX = "gen_ai."
 
@@ -32,7 +34,7 @@ class _Waiting:
 
 @dataclass(slots=True)
 class _Span:
-    span: Pending
+    row: PreparedRow
     arrived: float
     ref: Ref
     logs: list[_Waiting] = field(default_factory=list)
@@ -40,7 +42,7 @@ class _Span:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    span: Pending  # a SpanView whenever there are logs
+    row: PreparedRow
     logs: list[LogView]
     ref: Ref  # where the span came from on the bus
 
@@ -67,9 +69,9 @@ class Joiner:
     def __len__(self) -> int:
         return len(self._spans) + sum(map(len, self._logs.values())) + len(self._idless)
 
-    def add_span(self, span: Pending, ref: Ref, now: float) -> None:
-        key = (span.trace_id, span.span_id)
-        waiting = _Span(span, now, ref)
+    def add_span(self, row: PreparedRow, ref: Ref, now: float) -> None:
+        key = (row.trace_id, row.span_id)
+        waiting = _Span(row, now, ref)
         if self._logs and key in self._logs:
             waiting.logs = self._logs.pop(key)
         self._spans.pop(key, None)  # a repeated span goes to the back: arrival order is kept
@@ -93,10 +95,8 @@ class Joiner:
         for key in ready:
             waiting = self._spans.pop(key)
             if waiting.logs:
-                if isinstance(waiting.span, PreparedSample):
-                    waiting.span = waiting.span.view()  # its logs add to the row: normalised anew
                 self._adopt_idless(waiting)
-            joined.append(Joined(waiting.span, [w.log for w in waiting.logs], waiting.ref))
+            joined.append(Joined(waiting.row, [w.log for w in waiting.logs], waiting.ref))
         # A log waits two windows for its span: the span may be the slower of the two.
         orphan_cutoff = now - 2 * self.window_s
         orphans: list[LogView] = []
@@ -117,9 +117,9 @@ class Joiner:
         names = {w.log.event_name for w in waiting.logs}
         if CHOICE in names or not any(n.startswith(ROLE_MESSAGE_PREFIX) for n in names):
             return
-        assert isinstance(waiting.span, SpanView)  # it has logs
-        instance = (str(waiting.span.resource.get("service.name", "")),
-                    str(waiting.span.resource.get("service.instance.id", "")))
+        resource = waiting.row.view().resource
+        instance = (str(resource.get("service.name", "")),
+                    str(resource.get("service.instance.id", "")))
         for item in self._idless:
             if item.log.event_name == CHOICE and item.log.instance == instance:
                 self._idless.remove(item)

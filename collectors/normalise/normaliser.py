@@ -1,5 +1,8 @@
 """From OTLP spans (plus the log records that belong to them) to Samples, SpanRecords and
 Feedback: the single mapping between what instrumentations send and what Watchkeeper stores.
+
+The compiled path (native/) is handed this module's tables (collectors/normalise/native.py
+builds its rules from them), so a change here reaches it without a change to native/.
 """
 
 from __future__ import annotations
@@ -22,14 +25,19 @@ from watchkeeper.collectors.normalise.sample import (
     sample_id_for,
 )
 from watchkeeper.collectors.normalise.shapes import Content, registry
+from watchkeeper.collectors.normalise.shapes.openinference import LLM_SPAN_KIND, SPAN_KIND_KEY
 
 REDACTIONS_KEY = "watchkeeper.redactions"
 FEEDBACK_SPAN = "gen_ai.feedback"
+FEEDBACK_SPAN_ID_KEY = "watchkeeper.feedback.span_id"  # with FEEDBACK_SPAN: a feedback span
 LLM_OPERATIONS = frozenset(
     {"chat", "text_completion", "completion", "generate_content", "responses", "create_response"}
 )
+DEFAULT_OPERATION = "chat"
 GENAI_MARKERS = ("gen_ai.request.model", "gen_ai.system", "gen_ai.provider.name")
 MAX_ATTRIBUTE_CHARS = 4096
+EXCEPTION_EVENT = "exception"  # its exception.type names an error the span's attributes do not
+EXCEPTION_TYPE_KEY = "exception.type"
 
 # Each field, with the attribute names that carry it, newest convention first.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -53,6 +61,11 @@ RESOURCE_ALIASES: dict[str, tuple[str, ...]] = {
     "k8s_pod": ("k8s.pod.name",),
 }
 METADATA_KEYS = frozenset(k for keys in ALIASES.values() for k in keys) | {REDACTIONS_KEY}
+# Metadata read beside the aliases, by this module only (OpenInference's request parameters and
+# finish reason): the compiled path leaves a span carrying one to it.
+INVOCATION_PARAMETERS_KEY = "llm.invocation_parameters"
+FINISH_REASON_KEY = "llm.finish_reason"
+FALLBACK_KEYS = (INVOCATION_PARAMETERS_KEY, FINISH_REASON_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +129,16 @@ def _status(span: SpanView) -> Status:
 
 def is_llm_call(span: SpanView) -> bool:
     attrs = span.attributes
-    operation = attrs.get("gen_ai.operation.name") or attrs.get("llm.request.type")
-    if operation:
-        return str(operation) in LLM_OPERATIONS
-    if attrs.get("openinference.span.kind") == "LLM":
+    for key in ALIASES["operation"]:  # the first truthy one decides
+        if operation := attrs.get(key):
+            return str(operation) in LLM_OPERATIONS
+    if attrs.get(SPAN_KIND_KEY) == LLM_SPAN_KIND:
         return True
     return any(k in attrs for k in GENAI_MARKERS)
 
 
 def is_feedback(span: SpanView) -> bool:
-    return span.name == FEEDBACK_SPAN and "watchkeeper.feedback.span_id" in span.attributes
+    return span.name == FEEDBACK_SPAN and FEEDBACK_SPAN_ID_KEY in span.attributes
 
 
 def hash_user_id(user_id: str, options: NormaliseOptions) -> str:
@@ -172,11 +185,11 @@ def to_sample(span: SpanView, logs: Sequence[LogView], options: NormaliseOptions
             if meta[field] is None:
                 meta[field] = _first(log.attributes, keys)
     if meta["request_model"] is None:  # OpenInference keeps request parameters as one JSON
-        invocation = loads_maybe(attrs.get("llm.invocation_parameters"))
+        invocation = loads_maybe(attrs.get(INVOCATION_PARAMETERS_KEY))
         if isinstance(invocation, dict):
             meta["request_model"] = invocation.get("model")
-    if meta["finish_reasons"] is None and attrs.get("llm.finish_reason"):
-        meta["finish_reasons"] = [attrs["llm.finish_reason"]]
+    if meta["finish_reasons"] is None and attrs.get(FINISH_REASON_KEY):
+        meta["finish_reasons"] = [attrs[FINISH_REASON_KEY]]
     resource = {field: _text(_first(span.resource, keys))
                 for field, keys in RESOURCE_ALIASES.items()}
     finish = meta["finish_reasons"]
@@ -185,8 +198,8 @@ def to_sample(span: SpanView, logs: Sequence[LogView], options: NormaliseOptions
     status = _status(span)
     error_type = _text(meta["error_type"])
     if status == "error" and not error_type:
-        error_type = next((_text(a.get("exception.type")) for n, a in span.events
-                           if n == "exception"), "") or span.status_message
+        error_type = next((_text(a.get(EXCEPTION_TYPE_KEY)) for n, a in span.events
+                           if n == EXCEPTION_EVENT), "") or span.status_message
     error_type = _class_name(error_type)
     redactions = _int(attrs.get(REDACTIONS_KEY)) or 0
     redactions += sum(_int(log.attributes.get(REDACTIONS_KEY)) or 0 for log in logs)
@@ -200,7 +213,7 @@ def to_sample(span: SpanView, logs: Sequence[LogView], options: NormaliseOptions
         status=status,
         error_type=error_type,
         provider=_text(meta["provider"]),
-        operation=_text(meta["operation"]) or "chat",
+        operation=_text(meta["operation"]) or DEFAULT_OPERATION,
         request_model=_text(meta["request_model"]),
         response_model=_text(meta["response_model"]),
         input_messages=content.input,
@@ -243,7 +256,7 @@ def to_feedback(span: SpanView, options: NormaliseOptions) -> Feedback:
     score = attrs.get("watchkeeper.feedback.score")
     return Feedback(
         trace_id=_text(attrs.get("watchkeeper.feedback.trace_id")) or span.trace_id,
-        span_id=_text(attrs.get("watchkeeper.feedback.span_id")),
+        span_id=_text(attrs.get(FEEDBACK_SPAN_ID_KEY)),
         ts=_timestamp(span.start_ns),
         score=None if score is None else float(score),
         thumbs=_text(attrs.get("watchkeeper.feedback.thumbs")),

@@ -1,6 +1,7 @@
 //! Ingest's compiled span-to-row path. `decode_traces` turns one OTLP trace request into the
 //! JSON lines of its `samples` and `spans` rows, without the GIL, for every span whose shape
-//! it takes on, and names the others for the Python normaliser.
+//! it takes on, and names the others for the Python normaliser. What it knows of the normaliser
+//! (alias tables, shapes' markers) comes from Python as `Rules`.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc; // rows are many small allocations
@@ -8,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc; // rows are many small a
 mod messages;
 mod pyjson;
 mod row;
+mod rules;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -20,7 +22,7 @@ use row::{Ctx, Options, Outcome, SampleRow};
 /// (samples, span rows, deferred span indexes); `None` when the request does not decode.
 type Decoded = (Vec<(usize, SampleRow)>, Vec<String>, Vec<usize>);
 
-pub fn decode(data: &[u8], options: &Options) -> Option<Decoded> {
+pub fn decode(data: &[u8], options: &Options, rules: &rules::Rules) -> Option<Decoded> {
     let request = ExportTraceServiceRequest::decode(data).ok()?;
     let (mut samples, mut spans, mut deferred) = (Vec::new(), Vec::new(), Vec::new());
     // Spans are numbered in request order (resource, scope, span), as otlp.spans() yields them.
@@ -32,8 +34,10 @@ pub fn decode(data: &[u8], options: &Options) -> Option<Decoded> {
             for span in &ss.spans {
                 let outcome = match &resource {
                     Some(None) => Outcome::Defer, // a resource value only Python decodes
-                    Some(Some(attrs)) => row::span(span, &Ctx { resource: attrs, scope, options }),
-                    None => row::span(span, &Ctx { resource: &[], scope, options }),
+                    Some(Some(attrs)) => {
+                        row::span(span, &Ctx { resource: attrs, scope, options, rules })
+                    }
+                    None => row::span(span, &Ctx { resource: &[], scope, options, rules }),
                 };
                 match outcome {
                     Outcome::Sample(sample) => samples.push((index, sample)),
@@ -63,27 +67,44 @@ fn to_python(py: Python<'_>, decoded: Decoded) -> PyDecoded<'_> {
     (samples, spans, deferred)
 }
 
+/// The normaliser's rules (a dict built by collectors/normalise/native.py `rules()`), checked
+/// and held for `decode_traces`. A rule this build does not know raises.
+#[pyclass(frozen, module = "watchkeeper_native")]
+struct Rules(rules::Rules);
+
+#[pymethods]
+impl Rules {
+    #[new]
+    fn new(rules: Bound<'_, PyAny>) -> PyResult<Self> {
+        rules::Rules::from_python(rules).map(Rules)
+    }
+}
+
 /// Every message of a poll at once, on all cores and without the GIL. Each result is
 /// ([(trace_id, span_id, sample_id, ts_us, line, row_binary, index)], [span row],
 /// [deferred index]), or
 /// None for a message that does not decode.
 #[pyfunction]
-#[pyo3(signature = (messages, hash_user_ids, user_id_salt))]
+#[pyo3(signature = (messages, hash_user_ids, user_id_salt, rules))]
 fn decode_traces<'py>(
     py: Python<'py>,
     messages: Vec<Bound<'py, PyBytes>>,
     hash_user_ids: bool,
     user_id_salt: String,
+    rules: &Bound<'py, Rules>,
 ) -> Vec<Option<PyDecoded<'py>>> {
     let options = Options { hash_user_ids, user_id_salt };
+    let rules = &rules.get().0;
     let views: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
-    let decoded: Vec<Option<Decoded>> =
-        py.detach(|| views.par_iter().with_min_len(8).map(|data| decode(data, &options)).collect());
+    let decoded: Vec<Option<Decoded>> = py.detach(|| {
+        views.par_iter().with_min_len(8).map(|data| decode(data, &options, rules)).collect()
+    });
     decoded.into_iter().map(|d| d.map(|d| to_python(py, d))).collect()
 }
 
 #[pymodule]
 fn watchkeeper_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SAMPLE_COLUMNS", row::SAMPLE_COLUMNS.to_vec())?;
+    m.add_class::<Rules>()?;
     m.add_function(wrap_pyfunction!(decode_traces, m)?)
 }

@@ -1,5 +1,6 @@
 //! One OTLP span to its `samples` or `spans` row, as a JSON line: the same mapping as
-//! collectors/normalise/normaliser.py for the spans it takes on (see `Outcome::Defer`).
+//! collectors/normalise/normaliser.py for the spans it takes on (see `Outcome::Defer`), with the
+//! normaliser's own tables (`Rules`, handed over from Python).
 
 use std::borrow::Cow;
 
@@ -9,70 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::messages::{self, Message};
 use crate::pyjson::{self, Value, get, py_str};
-
-const FEEDBACK_SPAN: &str = "gen_ai.feedback";
-const REDACTIONS_KEY: &str = "watchkeeper.redactions";
-const MAX_ATTRIBUTE_CHARS: usize = 4096;
-const LLM_OPERATIONS: [&str; 6] =
-    ["chat", "text_completion", "completion", "generate_content", "responses", "create_response"];
-const GENAI_MARKERS: [&str; 3] = ["gen_ai.request.model", "gen_ai.system", "gen_ai.provider.name"];
-const CONTENT_KEYS: [&str; 3] =
-    ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"];
-// Span events that carry content or usage for the Python path's shapes; others (streaming
-// chunk markers, for one) do not change the row.
-const CONTENT_EVENTS: [&str; 8] = [
-    "gen_ai.client.inference.operation.details",
-    "gen_ai.system.message",
-    "gen_ai.user.message",
-    "gen_ai.assistant.message",
-    "gen_ai.tool.message",
-    "gen_ai.choice",
-    "gen_ai.content.prompt",
-    "gen_ai.content.completion",
-];
-const SPAN_KINDS: [&str; 6] =
-    ["unspecified", "internal", "server", "client", "producer", "consumer"];
-const SAMPLE_NAMESPACE: [u8; 16] = [
-    0x7c, 0x0b, 0x7f, 0x0e, 0x3a, 0x57, 0x4d, 0x6b, 0x9a, 0x51, 0x6a, 0x1f, 0x0c, 0x2f, 0x5e, 0x11,
-];
-
-// Each field with the attribute names that carry it, newest convention first (normaliser.ALIASES).
-const PROVIDER: &[&str] = &["gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"];
-const OPERATION: &[&str] = &["gen_ai.operation.name", "llm.request.type"];
-const REQUEST_MODEL: &[&str] = &["gen_ai.request.model", "llm.request.model", "llm.model_name"];
-const RESPONSE_MODEL: &[&str] = &["gen_ai.response.model", "llm.response.model", "llm.model_name"];
-const INPUT_TOKENS: &[&str] = &[
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "llm.usage.prompt_tokens",
-    "llm.token_count.prompt",
-];
-const OUTPUT_TOKENS: &[&str] = &[
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "llm.usage.completion_tokens",
-    "llm.token_count.completion",
-];
-const FINISH_REASONS: &[&str] = &["gen_ai.response.finish_reasons"];
-const CONVERSATION_ID: &[&str] = &["gen_ai.conversation.id", "session.id"];
-const USER_ID: &[&str] = &["user.id", "enduser.id", "gen_ai.request.user"];
-const ERROR_TYPE: &[&str] = &["error.type"];
-const ALIASES: [&[&str]; 10] = [
-    PROVIDER,
-    OPERATION,
-    REQUEST_MODEL,
-    RESPONSE_MODEL,
-    INPUT_TOKENS,
-    OUTPUT_TOKENS,
-    FINISH_REASONS,
-    CONVERSATION_ID,
-    USER_ID,
-    ERROR_TYPE,
-];
-const SERVICE: &[&str] = &["service.name"];
-const ENVIRONMENT: &[&str] = &["deployment.environment.name", "deployment.environment"];
-const K8S_NAMESPACE: &[&str] = &["k8s.namespace.name"];
-const K8S_POD: &[&str] = &["k8s.pod.name"];
+use crate::rules::Rules;
 
 pub struct Options {
     pub hash_user_ids: bool,
@@ -91,8 +29,9 @@ pub struct SampleRow {
 pub enum Outcome {
     Sample(SampleRow),
     Span(String),
-    /// A shape this path does not take on (other conventions' content, span events, feedback,
-    /// values whose text only Python can write): the Python normaliser handles the span.
+    /// Anything but what this path takes on (the compiled shape's content on the span, plain
+    /// spans): a marker of another shape, feedback, values whose text only Python can write.
+    /// The Python normaliser handles the span.
     Defer,
 }
 
@@ -100,6 +39,7 @@ pub struct Ctx<'a> {
     pub resource: &'a [(&'a str, Value<'a>)],
     pub scope: &'a str,
     pub options: &'a Options,
+    pub rules: &'a Rules,
 }
 
 pub fn span(span: &Span, ctx: &Ctx) -> Outcome {
@@ -108,13 +48,14 @@ pub fn span(span: &Span, ctx: &Ctx) -> Outcome {
 
 fn convert(span: &Span, ctx: &Ctx) -> Option<Outcome> {
     let attrs = pyjson::attributes(&span.attributes)?;
+    let rules = ctx.rules;
     if span.start_time_unix_nano == 0 // stamped on arrival by the Python path
-        || attrs.iter().any(|(k, _)| k.starts_with("llm.") || *k == "openinference.span.kind")
-        || (span.name == FEEDBACK_SPAN && get(&attrs, "watchkeeper.feedback.span_id").is_some())
+        || rules.defers(span, &attrs)
+        || rules.is_feedback(&span.name, &attrs)
     {
         return None;
     }
-    if is_llm_call(&attrs)? {
+    if is_llm_call(&attrs, rules)? {
         sample(span, &attrs, ctx).map(Outcome::Sample)
     } else {
         span_record(span, &attrs, ctx).map(Outcome::Span)
@@ -133,16 +74,23 @@ fn truthy(value: &Value) -> bool {
     }
 }
 
-fn is_llm_call(attrs: &[(&str, Value)]) -> Option<bool> {
-    match get(attrs, "gen_ai.operation.name") {
-        Some(Value::Str(op)) if !op.is_empty() => Some(LLM_OPERATIONS.contains(&op.as_ref())),
-        Some(value) if truthy(value) => None,
-        _ => Some(GENAI_MARKERS.iter().any(|k| get(attrs, k).is_some())),
+/// normaliser.is_llm_call for a span without other shapes' markers: the first truthy operation
+/// decides, else a GenAI marker (an operation that is not a string is left to Python).
+fn is_llm_call(attrs: &[(&str, Value)], rules: &Rules) -> Option<bool> {
+    for key in &rules.aliases.operation {
+        match get(attrs, key) {
+            Some(Value::Str(op)) if !op.is_empty() => {
+                return Some(rules.llm_operations.iter().any(|o| o == op));
+            }
+            Some(value) if truthy(value) => return None,
+            _ => {}
+        }
     }
+    Some(rules.genai_markers.iter().any(|k| get(attrs, k).is_some()))
 }
 
 /// The first value that is neither absent, None nor "" (normaliser._first).
-fn first<'a, 'b>(attrs: &'b [(&'a str, Value<'a>)], keys: &[&str]) -> Option<&'b Value<'a>> {
+fn first<'a, 'b>(attrs: &'b [(&'a str, Value<'a>)], keys: &[String]) -> Option<&'b Value<'a>> {
     keys.iter().filter_map(|k| get(attrs, k)).find(|v| match v {
         Value::None => false,
         Value::Str(s) => !s.is_empty(),
@@ -175,6 +123,7 @@ fn class_name(error_type: &str) -> String {
 }
 
 fn status(span: &Span) -> &'static str {
+    // the OTLP status codes, as normaliser._status reduces otlp.STATUS
     match span.status.as_ref().map_or(0, |s| s.code) {
         1 => "ok",
         2 => "error",
@@ -190,17 +139,13 @@ fn content(attrs: &[(&str, Value)], key: &str) -> Option<Vec<Message>> {
     }
 }
 
-fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> {
-    if span.events.iter().any(|e| CONTENT_EVENTS.contains(&e.name.as_str()))
-        || attrs
-            .iter()
-            .any(|(k, _)| k.starts_with("gen_ai.prompt.") || k.starts_with("gen_ai.completion."))
-    {
-        return None;
-    }
-    let input = content(attrs, CONTENT_KEYS[0])?;
-    let output = content(attrs, CONTENT_KEYS[1])?;
-    let mut system = match get(attrs, CONTENT_KEYS[2]) {
+fn sample<'a>(span: &'a Span, attrs: &[(&'a str, Value<'a>)], ctx: &Ctx<'a>) -> Option<SampleRow> {
+    let rules = ctx.rules;
+    let (aliases, resource) = (&rules.aliases, &rules.resource_aliases);
+    let shape = &rules.shape;
+    let input = content(attrs, &shape.input)?;
+    let output = content(attrs, &shape.output)?;
+    let mut system = match get(attrs, &shape.system) {
         None | Some(Value::None) => String::new(),
         Some(Value::Str(s)) => messages::instructions(s)?,
         Some(_) => return None,
@@ -209,7 +154,7 @@ fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> 
     if system.is_empty() {
         system = messages::joined_text(&input, |m| m.role == "system");
     }
-    let finish_reasons: Vec<String> = match first(attrs, FINISH_REASONS) {
+    let finish_reasons: Vec<String> = match first(attrs, &aliases.finish_reasons) {
         None => output
             .iter()
             .filter_map(|m| m.finish_reason.clone())
@@ -226,23 +171,24 @@ fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> 
         Some(_) => return None,
     };
     let status = status(span);
-    let mut error_type = text(first(attrs, ERROR_TYPE))?;
+    let mut error_type = text(first(attrs, &aliases.error_type))?;
     if status == "error" && error_type.is_empty() {
-        if let Some(event) = span.events.iter().find(|e| e.name == "exception") {
-            error_type = text(get(&pyjson::attributes(&event.attributes)?, "exception.type"))?;
+        if let Some(event) = span.events.iter().find(|e| e.name == rules.exception_event) {
+            let event_attrs = pyjson::attributes(&event.attributes)?;
+            error_type = text(get(&event_attrs, &rules.exception_type_key))?;
         }
         if error_type.is_empty() {
             error_type = span.status.as_ref().map(|s| s.message.clone()).unwrap_or_default();
         }
     }
-    let user_id = text(first(attrs, USER_ID))?;
+    let user_id = text(first(attrs, &aliases.user_id))?;
     let user_id = if user_id.is_empty() || !ctx.options.hash_user_ids {
         user_id
     } else {
         let digest = Sha256::digest(format!("{}:{}", ctx.options.user_id_salt, user_id));
         pyjson::hex(&digest)[..32].to_string()
     };
-    let operation = text(first(attrs, OPERATION))?;
+    let operation = text(first(attrs, &aliases.operation))?;
     let trace_id = pyjson::hex(&span.trace_id);
     let span_id = pyjson::hex(&span.span_id);
     let (ts, ts_us) = timestamp(span.start_time_unix_nano);
@@ -251,42 +197,38 @@ fn sample(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<SampleRow> 
     let mut output_messages = String::new();
     messages::write(&output, &mut output_messages);
     let fields = SampleFields {
-        sample_uuid: sample_id(&trace_id, &span_id),
+        sample_uuid: sample_id(&rules.sample_namespace, &trace_id, &span_id),
         parent_span_id: pyjson::hex(&span.parent_span_id),
         ts,
         ts_us,
         duration_ms: duration_ms(span),
         status,
         error_type: class_name(&error_type),
-        service: text(first(ctx.resource, SERVICE))?,
-        environment: text(first(ctx.resource, ENVIRONMENT))?,
-        k8s_namespace: text(first(ctx.resource, K8S_NAMESPACE))?,
-        k8s_pod: text(first(ctx.resource, K8S_POD))?,
-        provider: text(first(attrs, PROVIDER))?,
-        operation: if operation.is_empty() { "chat".to_string() } else { operation },
-        request_model: text(first(attrs, REQUEST_MODEL))?,
-        response_model: text(first(attrs, RESPONSE_MODEL))?,
+        service: text(first(ctx.resource, &resource.service))?,
+        environment: text(first(ctx.resource, &resource.environment))?,
+        k8s_namespace: text(first(ctx.resource, &resource.k8s_namespace))?,
+        k8s_pod: text(first(ctx.resource, &resource.k8s_pod))?,
+        provider: text(first(attrs, &aliases.provider))?,
+        operation: if operation.is_empty() { rules.default_operation.clone() } else { operation },
+        request_model: text(first(attrs, &aliases.request_model))?,
+        response_model: text(first(attrs, &aliases.response_model))?,
         input_messages,
         output_messages,
         prompt_text: messages::prompt_text(&input),
         completion_text: messages::joined_text(&output, |_| true),
         system_instructions: system,
-        input_tokens: count(int(first(attrs, INPUT_TOKENS))?)?,
-        output_tokens: count(int(first(attrs, OUTPUT_TOKENS))?)?,
+        input_tokens: count(int(first(attrs, &aliases.input_tokens))?)?,
+        output_tokens: count(int(first(attrs, &aliases.output_tokens))?)?,
         finish_reasons,
-        conversation_id: text(first(attrs, CONVERSATION_ID))?,
+        conversation_id: text(first(attrs, &aliases.conversation_id))?,
         user_id,
         attributes: attrs
             .iter()
-            .filter(|(k, _)| {
-                !(*k == REDACTIONS_KEY
-                    || ALIASES.iter().any(|keys| keys.contains(k))
-                    || (has_content && CONTENT_KEYS.contains(k)))
-            })
-            .map(|(k, v)| (*k, pyjson::attribute_text(v, MAX_ATTRIBUTE_CHARS)))
+            .filter(|(k, _)| !(rules.is_metadata(k) || (has_content && shape.has_key(k))))
+            .map(|(k, v)| (*k, pyjson::attribute_text(v, rules.max_attribute_chars)))
             .collect(),
-        redactions: count(Some(int(get(attrs, REDACTIONS_KEY))?.unwrap_or(0)))??,
-        source: if has_content { "genai_latest" } else { "" },
+        redactions: count(Some(int(get(attrs, &rules.redactions_key))?.unwrap_or(0)))??,
+        source: if has_content { &shape.name } else { "" },
         scope: ctx.scope,
         trace_id,
         span_id,
@@ -341,7 +283,7 @@ struct SampleFields<'a> {
     user_id: String,
     attributes: Vec<(&'a str, Cow<'a, str>)>,
     redactions: u32,
-    source: &'static str,
+    source: &'a str,
     scope: &'a str,
 }
 
@@ -510,8 +452,10 @@ fn binary_string(value: &str, out: &mut Vec<u8>) {
 }
 
 fn span_record(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<String> {
+    let rules = ctx.rules;
     let (ts, _) = timestamp(span.start_time_unix_nano);
-    let kind = usize::try_from(span.kind).ok().and_then(|k| SPAN_KINDS.get(k)).unwrap_or(&"");
+    let kind = usize::try_from(span.kind).ok().and_then(|k| rules.span_kinds.get(k));
+    let kind = kind.map_or("", String::as_str);
     let mut out = String::with_capacity(512);
     out.push('{');
     field(&mut out, "trace_id", &pyjson::hex(&span.trace_id), true);
@@ -522,12 +466,13 @@ fn span_record(span: &Span, attrs: &[(&str, Value)], ctx: &Ctx) -> Option<String
     field(&mut out, "name", &span.name, false);
     field(&mut out, "kind", kind, false);
     field(&mut out, "status", status(span), false);
-    field(&mut out, "service", &text(first(ctx.resource, SERVICE))?, false);
-    field(&mut out, "environment", &text(first(ctx.resource, ENVIRONMENT))?, false);
+    field(&mut out, "service", &text(first(ctx.resource, &rules.resource_aliases.service))?, false);
+    let environment = text(first(ctx.resource, &rules.resource_aliases.environment))?;
+    field(&mut out, "environment", &environment, false);
     field(&mut out, "scope", ctx.scope, false);
     out.push_str(",\"attributes\":");
-    let texts: Vec<_> =
-        attrs.iter().map(|(k, v)| (*k, pyjson::attribute_text(v, MAX_ATTRIBUTE_CHARS))).collect();
+    let limit = rules.max_attribute_chars;
+    let texts: Vec<_> = attrs.iter().map(|(k, v)| (*k, pyjson::attribute_text(v, limit))).collect();
     json_map(&texts, &mut out);
     out.push('}');
     Some(out)
@@ -593,10 +538,10 @@ fn duration_ms(span: &Span) -> f64 {
     span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) as f64 / 1e6
 }
 
-/// uuid5(SAMPLE_NAMESPACE, "trace:span"): a replayed span lands on the same row.
-fn sample_id(trace_id: &str, span_id: &str) -> [u8; 16] {
+/// uuid5(namespace, "trace:span") (sample.sample_id_for): a replayed span lands on the same row.
+fn sample_id(namespace: &[u8; 16], trace_id: &str, span_id: &str) -> [u8; 16] {
     let mut hasher = Sha1::new();
-    hasher.update(SAMPLE_NAMESPACE);
+    hasher.update(namespace);
     hasher.update(trace_id.as_bytes());
     hasher.update(b":");
     hasher.update(span_id.as_bytes());

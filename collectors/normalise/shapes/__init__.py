@@ -1,5 +1,12 @@
 """Attribute shapes of GenAI instrumentations. Each module reads one shape and returns the
-messages it found; adding a shape is one module here plus its fixtures under tests/fixtures.
+messages it found; adding a shape is one module here (with its `MARKERS`) plus its fixtures
+under tests/fixtures.
+
+A shape's `MARKERS` say what on a span shows that the shape may find content there. The
+compiled path (native/) takes on only the latest GenAI content on the span; it is handed every
+other shape's markers (collectors/normalise/native.py builds them from `registry()`) and
+leaves any span that carries one to the Python normaliser, so a new shape reaches Python
+without a change to native/.
 """
 
 from __future__ import annotations
@@ -24,8 +31,18 @@ class Content:
         return not (self.input or self.output or self.system)
 
 
+@dataclass(frozen=True, slots=True)
+class Markers:
+    """What on a span marks a shape: attribute keys, attribute key prefixes, span event names."""
+
+    keys: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+
+
 class Shape(Protocol):
     NAME: str
+    MARKERS: Markers
 
     def extract(self, span: SpanView, logs: Sequence[LogView]) -> Content | None: ...
 

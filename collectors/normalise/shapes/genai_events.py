@@ -18,7 +18,7 @@ from watchkeeper.collectors.normalise.messages import (
 )
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 from watchkeeper.collectors.normalise.sample import Message
-from watchkeeper.collectors.normalise.shapes import Content
+from watchkeeper.collectors.normalise.shapes import Content, Markers
 
 NAME = "genai_events"
 ROLE_EVENTS = {
@@ -27,6 +27,10 @@ ROLE_EVENTS = {
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
+CHOICE_EVENT = "gen_ai.choice"
+PROMPT_EVENT = "gen_ai.content.prompt"
+COMPLETION_EVENT = "gen_ai.content.completion"
+MARKERS = Markers(events=(*ROLE_EVENTS, CHOICE_EVENT, PROMPT_EVENT, COMPLETION_EVENT))
 
 
 def _message(role: str, body: Any) -> Message:
@@ -62,12 +66,12 @@ def extract(span: SpanView, logs: Sequence[LogView]) -> Content | None:
     for name, body in events:
         if name in ROLE_EVENTS:
             content.input.append(_message(ROLE_EVENTS[name], body))
-        elif name == "gen_ai.choice":
+        elif name == CHOICE_EVENT:
             index = body.get("index", len(choices)) if isinstance(body, dict) else len(choices)
             choices.append((int(index or 0), _choice(body)))
-        elif name == "gen_ai.content.prompt" and isinstance(body, dict):
+        elif name == PROMPT_EVENT and isinstance(body, dict):
             content.input += _legacy_list(body.get("gen_ai.prompt"), "user")
-        elif name == "gen_ai.content.completion" and isinstance(body, dict):
+        elif name == COMPLETION_EVENT and isinstance(body, dict):
             content.output += _legacy_list(body.get("gen_ai.completion"), "assistant")
     content.output += [m for _, m in sorted(choices, key=lambda c: c[0])]
     return None if content.empty() else content

@@ -11,11 +11,13 @@ from typing import Any
 
 from watchkeeper.collectors.normalise.messages import instruction_text, latest_messages
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
-from watchkeeper.collectors.normalise.shapes import Content
+from watchkeeper.collectors.normalise.shapes import Content, Markers
 
 NAME = "genai_latest"
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+# input, output, system instructions: on the span, the one content the compiled path takes on
 KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions")
+MARKERS = Markers(keys=KEYS, events=(DETAILS_EVENT,))
 
 
 def _from(attrs: dict[str, Any], content: Content) -> None:

@@ -13,9 +13,14 @@ from typing import Any
 from watchkeeper.collectors.normalise.messages import loads_maybe, parts_from_content
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 from watchkeeper.collectors.normalise.sample import Message, Part
-from watchkeeper.collectors.normalise.shapes import Content
+from watchkeeper.collectors.normalise.shapes import Content, Markers
 
 NAME = "openinference"
+SPAN_KIND_KEY = "openinference.span.kind"
+LLM_SPAN_KIND = "LLM"
+# "llm.": OpenInference's namespace (its messages, and metadata the normaliser reads beside its
+# aliases: request parameters, finish reason), shared with older OpenLLMetry's llm.request.type
+MARKERS = Markers(keys=(SPAN_KIND_KEY,), prefixes=("llm.",))
 INDEXED = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
 CONTENTS = re.compile(r"^contents\.(\d+)\.message_content\.(text|type)$")
 TOOL_CALL = re.compile(r"^tool_calls\.(\d+)\.tool_call\.(?:function\.)?(id|name|arguments)$")
@@ -42,10 +47,10 @@ def extract(span: SpanView, logs: Sequence[LogView]) -> Content | None:
                                                   "output": defaultdict(dict)}
     consumed = set()
     for key, value in span.attributes.items():
-        if key.startswith("llm.") and (match := INDEXED.match(key)):
+        if key.startswith(MARKERS.prefixes) and (match := INDEXED.match(key)):
             sides[match[1]][int(match[2])][match[3]] = value
             consumed.add(key)
-    is_llm = span.attributes.get("openinference.span.kind") == "LLM"
+    is_llm = span.attributes.get(SPAN_KIND_KEY) == LLM_SPAN_KIND
     if not consumed and not is_llm:
         return None
     content = Content(consumed=consumed)

@@ -12,9 +12,10 @@ from typing import Any
 from watchkeeper.collectors.normalise.messages import parts_from_content, tool_call_parts
 from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 from watchkeeper.collectors.normalise.sample import Message
-from watchkeeper.collectors.normalise.shapes import Content
+from watchkeeper.collectors.normalise.shapes import Content, Markers
 
 NAME = "openllmetry_indexed"
+MARKERS = Markers(prefixes=("gen_ai.prompt.", "gen_ai.completion."))
 INDEXED = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
 
 
@@ -36,7 +37,7 @@ def extract(span: SpanView, logs: Sequence[LogView]) -> Content | None:
     completions: dict[int, dict[str, Any]] = defaultdict(dict)
     consumed = set()
     for key, value in span.attributes.items():
-        if not key.startswith(("gen_ai.prompt.", "gen_ai.completion.")):
+        if not key.startswith(MARKERS.prefixes):
             continue
         match = INDEXED.match(key)
         if match is None:

@@ -1,0 +1,171 @@
+"""Write: batches of rows into ClickHouse (samples, spans, user_feedback), then wk.samples.
+
+Why a part of its own: storing is ingest's slow half, and the part that must not store a
+sample twice. A batch is stored on a writer thread while the reading thread decodes the next
+one (the insert and the compiled decoder both run without the GIL); one batch is in flight at a
+time, so a slow store slows reading down. The reading thread hands a batch off and later
+settles it; only a stored batch lets its offsets be committed (offsets.py). A batch that fails
+comes back to be retried with the next one.
+
+The replay guard (decision 0004): samples from the stretch of a partition that an earlier owner
+may already have stored (`add_sample(..., replayed=True)`), and every sample of a batch that
+failed (part of it may have landed), are looked up in `samples` before the insert, and only
+the missing ones go in. Beyond that stretch ids are new by construction: a trace's messages
+share a partition, and a partition has one owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from watchkeeper.agent import metrics
+from watchkeeper.agent.bus import TOPIC_SAMPLES, Bus, TopicPartition
+from watchkeeper.agent.bus.samples import pack
+from watchkeeper.agent.ingest.decode import EPOCH, PUBLISH_TIMEOUT_S, SampleRow
+from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.tables import SAMPLES, SPANS, USER_FEEDBACK, Table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Batch:
+    samples: dict[str, SampleRow] = field(default_factory=dict)  # by sample id
+    partition_of: dict[str, TopicPartition] = field(default_factory=dict)
+    maybe_stored: set[str] = field(default_factory=set)  # sample ids the replay guard checks
+    spans: list[bytes] = field(default_factory=list)  # JSON rows (rows.json_row)
+    feedback: list[bytes] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples) + len(self.spans) + len(self.feedback)
+
+    def absorb(self, newer: _Batch) -> None:
+        self.samples.update(newer.samples)
+        self.partition_of.update(newer.partition_of)
+        self.maybe_stored |= newer.maybe_stored
+        self.spans += newer.spans
+        self.feedback += newer.feedback
+
+
+@dataclass(slots=True)
+class _Write:
+    """A batch being stored on the writer thread."""
+
+    batch: _Batch
+    done: Future[None]
+
+
+class Writer:
+    def __init__(self, bus: Bus, store: Store) -> None:
+        self.bus = bus
+        self.store = store
+        self.stored_samples = 0
+        self._batch = _Batch()
+        self._inflight: _Write | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wk-ingest-writer")
+
+    def __len__(self) -> int:
+        """Rows in the batch being filled."""
+        return len(self._batch)
+
+    # -- the reading thread: filling the batch ------------------------------------------------
+    def add_sample(self, row: SampleRow, partition: TopicPartition, replayed: bool) -> None:
+        batch = self._batch
+        batch.samples[row.sample_id] = row
+        batch.partition_of[row.sample_id] = partition
+        if replayed:
+            batch.maybe_stored.add(row.sample_id)
+
+    def add_rows(self, spans: list[bytes], feedback: list[bytes]) -> None:
+        self._batch.spans += spans
+        self._batch.feedback += feedback
+
+    def drop(self, partitions: set[TopicPartition]) -> int:
+        """Forget the samples of the batch being filled that came from these partitions (their
+        new owner stores them); returns how many. Nothing is in flight: rebalances happen
+        inside poll, and the reading thread settles before it polls."""
+        batch = self._batch
+        lost = [key for key, tp in batch.partition_of.items() if tp in partitions]
+        for key in lost:
+            batch.samples.pop(key, None)
+            batch.maybe_stored.discard(key)
+            del batch.partition_of[key]
+        return len(lost)
+
+    # -- handing off and settling ---------------------------------------------------------------
+    def hand_off(self) -> None:
+        """Start storing the batch on the writer thread (settle the one before first)."""
+        assert self._inflight is None, "one batch in flight at a time: settle first"
+        batch, self._batch = self._batch, _Batch()
+        self._inflight = _Write(batch, self._thread.submit(self._store, batch))
+
+    def settle(self) -> bool:
+        """Wait for the batch in flight; returns whether one was stored. A batch that failed
+        is taken back to be retried with the next one; part of it may have landed, so every
+        sample in it is checked before the retry."""
+        write, self._inflight = self._inflight, None
+        if write is None:
+            return False
+        try:
+            write.done.result()
+        except Exception:
+            log.exception("storing a batch failed, will retry")
+            metrics.INGEST_STORE_ERRORS.inc()
+            write.batch.maybe_stored.update(write.batch.samples)
+            write.batch.absorb(self._batch)
+            self._batch = write.batch
+            return False
+        self.stored_samples += len(write.batch.samples)
+        return True
+
+    def close(self) -> None:
+        self._thread.shutdown()
+
+    # -- the writer thread ------------------------------------------------------------------------
+    def _store(self, batch: _Batch) -> None:
+        for key in self._already_stored(batch):
+            del batch.samples[key]
+            batch.maybe_stored.discard(key)
+        samples = batch.samples.values()
+        self._insert(SAMPLES, [row.line for row in samples if row.row_binary is None])
+        self._insert(SAMPLES, [row.row_binary for row in samples if row.row_binary is not None],
+                     row_binary=True)
+        self._insert(SPANS, batch.spans)
+        self._insert(USER_FEEDBACK, batch.feedback)
+        deliveries = [self.bus.publish(TOPIC_SAMPLES, message)
+                      for message in pack([row.line for row in samples])]
+        for delivery in deliveries:
+            delivery.result(PUBLISH_TIMEOUT_S)
+
+    def _already_stored(self, batch: _Batch) -> set[str]:
+        """The replay guard: which of the batch's maybe-stored samples `samples` holds."""
+        if not batch.maybe_stored:
+            return set()
+        stamps = [batch.samples[k].ts_us for k in batch.maybe_stored]
+        found = self.store.query(
+            f"SELECT toString(sample_id) FROM {self.store.database}.{SAMPLES.name} "
+            "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
+            "AND {hi:DateTime64(6)}",
+            parameters={"ids": [uuid.UUID(k) for k in batch.maybe_stored],
+                        "lo": EPOCH + timedelta(microseconds=min(stamps)),
+                        "hi": EPOCH + timedelta(microseconds=max(stamps))})
+        return {row[0] for row in found.rows}
+
+    def _insert(self, table: Table[Any], data: list[bytes], row_binary: bool = False) -> None:
+        """JSON lines of the table's model, or RowBinary rows in its columns' order (what the
+        compiled path writes: native.py holds its column list to the model)."""
+        if not data:
+            return
+        started = time.perf_counter()
+        if row_binary:
+            self.store.insert_row_binary(table.name, table.columns, data)
+        else:
+            self.store.insert_json(table.name, data)
+        metrics.INGEST_INSERT_SECONDS.labels(table.name).observe(time.perf_counter() - started)
+        metrics.INGEST_ROWS.labels(table.name).inc(len(data))
