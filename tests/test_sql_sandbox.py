@@ -319,6 +319,27 @@ def test_api_answers_refusals_with_reasons(agent: RunningAgent) -> None:
     assert len(ok.json()["rows"]) == 10_000
 
 
+HOSTILE_BODIES = [
+    b'{"sql": "\\ud800"}',  # a lone surrogate
+    b'{"sql": "SELECT {a:String}", "parameters": {"a": "\\ud800"}}',
+    b'{"sql": "SELECT {a:Array(String)}", "parameters": {"a": [[1], null]}}',
+    b'{"sql": "SELECT 1", "parameters": "x"}',
+    b'{"sql": "\\u0000SELECT 1"}',
+    b'[1, 2]',
+    b'null',
+    b'{"sql": "SELECT ' + b"(" * 5000 + b"1" + b")" * 5000 + b'"}',  # past the parser's depth
+]
+
+
+def test_hostile_query_bodies_get_a_4xx(agent: RunningAgent) -> None:
+    for body in HOSTILE_BODIES:
+        answer = httpx.post(f"{agent.api}/api/query", content=body, timeout=30,
+                            headers={"Content-Type": "application/json"})
+        assert 400 <= answer.status_code < 500, (body[:60], answer.text)
+        assert "error" in answer.json()
+    assert httpx.get(f"{agent.api}/readyz", timeout=10).status_code == 200
+
+
 def test_runaway_queries_are_cancelled_while_capture_goes_on(tmp_path: Path) -> None:
     """Four runaway queries (two running, two queued) against an agent with a 3 s limit:
     each is answered within its limit with the reason, and spans exported meanwhile are
