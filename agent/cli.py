@@ -38,7 +38,7 @@ def _serve(args: argparse.Namespace, *, sidecar: bool, ingest: bool, watch: bool
     })
     settings.api.port = api_port(settings, args.command)
     shares_bus = sidecar or ingest or watch  # schedule alone reads only the store
-    if shares_bus and not (sidecar and ingest) and settings.bus.startswith("memory"):
+    if shares_bus and not (sidecar and ingest) and settings.bus.startswith("embedded"):
         raise ConfigError(f"bus: {args.command} alone needs a shared bus such as "
                           "kafka://host:9092 (the in-process bus only works inside `up`)")
     logs.configure(settings.log_level, settings.log_format)
@@ -235,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     for command in (up, sidecar, ingest, watch, schedule):
         command.add_argument("--data-dir", type=Path,
                              help="embedded store (and the sidecar's spool) live here")
-        command.add_argument("--bus", help="memory:// (only inside up) or kafka://host:port")
+        command.add_argument("--bus", help="embedded:// (only inside up) or kafka://host:port")
     for command, name in ((up, "up"), (sidecar, "sidecar"), (ingest, "ingest"), (watch, "watch"),
                           (schedule, "schedule")):
         command.add_argument("--api-port", type=int,

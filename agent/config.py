@@ -5,10 +5,11 @@ fails at start naming the field and the reason.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -35,8 +36,10 @@ from watchkeeper.detectors.watchers import registry
 from watchkeeper.detectors.watchers.base import WatcherSpec
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-Builtin = Literal["email", "phone", "card", "api_key", "bearer", "ip"]
-BUILTIN_REDACTIONS: tuple[Builtin, ...] = ("email", "phone", "card", "api_key", "bearer", "ip")
+Builtin = Literal["email", "phone", "card", "iban", "bank_account", "ssn", "national_id",
+                  "api_key", "bearer", "basic_auth", "jwt", "private_key", "password", "ip"]
+BUILTIN_REDACTIONS: tuple[Builtin, ...] = get_args(Builtin)
+RedactionAction = Literal["mask", "drop", "pseudonymise"]
 
 
 class Section(BaseModel):
@@ -64,15 +67,85 @@ class RedactionPattern(Section):
         return value
 
 
+class DenyList(Section):
+    """Exact strings that are always redacted (customer names, project code names), as
+    `[REDACTED:<name>]`; matched whole-word, ignoring case unless case_sensitive."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    values: list[str] = Field(min_length=1)
+    case_sensitive: bool = False
+
+    @field_validator("values")
+    @classmethod
+    def _not_blank(cls, values: list[str]) -> list[str]:
+        if any(not v.strip() for v in values):
+            raise ValueError("a deny-list value must not be blank")
+        return values
+
+
+class RedactionPolicy(Section):
+    """What to do with what is found, for some services, attribute keys and types: the first
+    policy that matches a finding decides; none matching, `RedactionConfig.action` does."""
+
+    action: RedactionAction
+    services: list[str] = Field(default_factory=lambda: ["*"],
+                                description="globs on the resource's service.name")
+    attributes: list[str] = Field(default_factory=lambda: ["*"],
+                                  description="globs on the attribute key; a log body is `body`")
+    types: list[str] = Field(default_factory=list, description="empty: every type")
+
+    def covers(self, service: str, key: str) -> bool:
+        return (any(fnmatch.fnmatchcase(service, g) for g in self.services)
+                and any(fnmatch.fnmatchcase(key, g) for g in self.attributes))
+
+
 class RedactionConfig(Section):
     enabled: bool = True
     builtin: list[Builtin] = Field(
-        default_factory=lambda: list(BUILTIN_REDACTIONS)
-    )
+        default_factory=lambda: list(BUILTIN_REDACTIONS), description="the types detected")
     patterns: list[RedactionPattern] = Field(default_factory=list)
+    deny_lists: list[DenyList] = Field(default_factory=list)
+    action: RedactionAction = Field("mask", description="where no policy says otherwise")
+    policies: list[RedactionPolicy] = Field(default_factory=list)
+    phone_regions: list[str] = Field(
+        default_factory=lambda: ["US", "CA", "MX", "BR", "AR", "CO", "GB", "IE", "FR", "DE", "AT",
+                                 "CH", "BE", "NL", "ES", "PT", "IT", "SE", "PL", "IN", "JP", "CN",
+                                 "KR", "SG", "AU", "ZA", "NG", "AE"],
+        description="regions whose national formats (no +country code) count as phone "
+                    "numbers; international +CC numbers are found for every region")
+    pseudonym_key: SecretStr | None = Field(None, description="HMAC key of `pseudonymise`")
+    pseudonym_key_file: Path | None = None
     # Where the model server lives, not what the user said: left readable for debugging.
     skip_attributes: list[str] = Field(
         default_factory=lambda: ["server.address", "gen_ai.openai.api_base"])
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _regions(cls, regions: list[str]) -> list[str]:
+        import phonenumbers  # here: 28 ms to import, and most commands never redact
+
+        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"not a region phonenumbers knows (ISO 3166 alpha-2): {unknown}")
+        return regions
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RedactionConfig:
+        self.pseudonym_key = _secret_from_file(self.pseudonym_key, self.pseudonym_key_file)
+        known = {*self.builtin, *(p.name for p in self.patterns),
+                 *(d.name for d in self.deny_lists)}
+        for policy in self.policies:
+            if unknown := [t for t in policy.types if t not in known]:
+                raise ValueError(f"policy types {unknown} are not detected (builtin, patterns "
+                                 "or deny_lists)")
+        pseudonymise = self.action == "pseudonymise" or any(
+            p.action == "pseudonymise" for p in self.policies)
+        key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else ""
+        if pseudonymise and len(key) < 16:
+            raise ValueError("pseudonymise needs pseudonym_key_file (or "
+                             "WATCHKEEPER_SIDECAR__REDACTION__PSEUDONYM_KEY) of at least 16 "
+                             "characters")
+        return self
 
 
 class SamplingConfig(Section):
@@ -84,6 +157,27 @@ class SpoolConfig(Section):
     enabled: bool = Field(True, description="used with the Kafka bus; in-process needs none")
     directory: Path | None = Field(None, description="default: data_dir/spool")
     max_bytes: int = Field(1024 * 1024 * 1024, gt=0)
+
+
+class WalConfig(Section):
+    """The embedded bus's write-ahead log (docs/operations.md says how to size it)."""
+
+    directory: Path | None = Field(None, description="default: data_dir/wal")
+    fsync: Literal["batch", "interval"] = Field(
+        "batch", description="batch: an export is answered once its records are fsync'd "
+                             "(concurrent exports share one fsync); interval: once written, "
+                             "fsync'd every fsync_interval_ms (a power cut can lose that much)")
+    fsync_interval_ms: int = Field(200, gt=0, le=60_000)
+    max_bytes: int = Field(256 * 1024 * 1024, gt=0,
+                           description="log on disk (and in memory) before exports get 503")
+    segment_bytes: int = Field(16 * 1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> WalConfig:
+        if self.max_bytes < 4 * self.segment_bytes:
+            raise ValueError("max_bytes must hold at least 4 segments (segment_bytes): "
+                             "only whole, consumed segments are deleted")
+        return self
 
 
 class LimitsConfig(Section):
@@ -126,7 +220,7 @@ class SidecarConfig(Section):
 class IngestConfig(Section):
     group: str = "wk-ingest"
     batch_max_rows: int = Field(5000, gt=0)
-    flush_interval_s: float = Field(0.5, gt=0)
+    flush_interval_s: float = Field(0.25, gt=0, description="how often ingest stores what is ready")
     join_window_s: float = Field(2.0, ge=0, description="how long a span waits for its logs")
     hash_user_ids: bool = True
     user_id_salt: SecretStr = SecretStr("")
@@ -336,7 +430,7 @@ class Settings(BaseSettings):
     config_file: ClassVar[Path | None] = None
 
     data_dir: Path = Path(".watchkeeper")
-    bus: str = "memory://"
+    bus: str = "embedded://"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     sidecar: SidecarConfig = Field(default_factory=SidecarConfig)
@@ -345,6 +439,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     query: QueryLimits = Field(default_factory=QueryLimits)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    wal: WalConfig = Field(default_factory=WalConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
@@ -352,11 +447,17 @@ class Settings(BaseSettings):
     @classmethod
     def _bus(cls, value: str) -> str:
         scheme = urlsplit(value).scheme
-        if scheme not in ("memory", "kafka"):
-            raise ValueError("must be memory:// or kafka://host:port[,host:port]")
+        if scheme == "memory":  # the embedded bus's name before it had a log on disk
+            return "embedded://"
+        if scheme not in ("embedded", "kafka"):
+            raise ValueError("must be embedded:// or kafka://host:port[,host:port]")
         if scheme == "kafka" and not urlsplit(value).netloc:
             raise ValueError("kafka:// needs at least one host:port")
         return value
+
+    @property
+    def wal_directory(self) -> Path:
+        return self.wal.directory or self.data_dir / "wal"
 
     @property
     def store_url(self) -> str:

@@ -8,8 +8,8 @@ RECEIVED = Counter("wk_sidecar_received_total", "OTLP items received", ["signal"
 REJECTED = Counter("wk_sidecar_rejected_total", "OTLP items rejected as invalid", ["signal"])
 SAMPLED_OUT = Counter("wk_sidecar_sampled_out_total", "OTLP items dropped by head sampling",
                       ["signal"])
-REDACTIONS = Counter("wk_sidecar_redactions_total", "values redacted before forwarding",
-                     ["signal"])
+REDACTIONS = Counter("wk_sidecar_redactions_total", "findings redacted before forwarding, "
+                     "by type (email, phone, …, or a custom pattern's name)", ["signal", "type"])
 LIMITED = Counter("wk_sidecar_limited_total",
                   "attributes, events, links and array items dropped, and values shortened, "
                   "by the sidecar's limits; `limit` names the sidecar.limits field",
@@ -36,3 +36,11 @@ INGEST_PENDING = Gauge("wk_ingest_pending_items", "spans and logs waiting in the
 WATCH_ITEMS = Counter("wk_watch_items_total", "texts scored", ["watcher"])
 WATCH_SECONDS = Histogram("wk_watch_batch_seconds", "time to score one micro-batch", ["watcher"])
 WATCH_FLAGGED = Counter("wk_watch_flagged_samples_total", "samples sent to the review queue")
+
+WAL_BYTES = Gauge("wk_bus_wal_bytes", "bytes in the embedded bus's write-ahead log")
+WAL_SEGMENTS = Gauge("wk_bus_wal_segments", "segment files of the write-ahead log")
+WAL_SYNC_SECONDS = Histogram("wk_bus_wal_sync_seconds", "time of one write-ahead log fsync "
+                             "(one per group of concurrent publishes)",
+                             buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1))
+WAL_CUT_BYTES = Counter("wk_bus_wal_cut_bytes_total", "bytes of torn or corrupt write-ahead "
+                        "log tails cut at start (a crash mid-write)")

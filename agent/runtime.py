@@ -48,9 +48,9 @@ class Runtime:
     watch: bool = False
     schedule: bool = False
     ports: Ports = field(default_factory=Ports)
+    bus: Bus | None = None  # opened from settings at start unless given (benchmarks do)
 
     def __post_init__(self) -> None:
-        self.bus: Bus | None = None
         self.store: Store | None = None
         self.sandbox: Sandbox | None = None
         self.services: list[Service] = []
@@ -64,7 +64,8 @@ class Runtime:
         require_token(s.api.host, s.api.token, "api")
         if self.sidecar:
             require_token(s.sidecar.host, s.sidecar.token, "sidecar")
-        self.bus = open_bus(s.bus, s.kafka)
+        if self.bus is None:
+            self.bus = await asyncio.to_thread(open_bus, s.bus, s.kafka, s.wal_directory, s.wal)
         if self.ingest or self.watch or self.schedule:
             s.data_dir.mkdir(parents=True, exist_ok=True)
             self.store = Store(s.store_url, s.store)

@@ -1,13 +1,13 @@
-"""The sidecar under test: `Runtime(settings, ingest=False)` on the in-process bus, as one process.
+"""The sidecar under test: `Runtime(settings, ingest=False)` on the embedded bus, as one process.
 
-    python bench/_sidecar_server.py [--no-redaction]
+    python bench/_sidecar_server.py [--no-redaction] [--wal batch|interval|off]
 
 Prints one JSON line `{"event": "ready", "otlp_http": PORT, ...}` once it listens, and on
 SIGTERM drains, then prints `{"event": "stats", ...}` and exits. `bench/sidecar_throughput.py`
 starts it pinned to one core.
 
 A consumer group on wk.spans counts and drops what the sidecar publishes, standing in for
-ingest: without one the memory bus keeps the newest 100,000 messages (retention), which would
+ingest: without one the embedded bus keeps the newest 100,000 messages (retention), which would
 measure the bus's backlog rather than the sidecar. The consumer costs a poll and a commit per
 few thousand messages, and two byte searches per message, which check that no e-mail address
 of the generated PII got through and that redaction markers did.
@@ -26,7 +26,14 @@ from pathlib import Path
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from watchkeeper.agent.bus import TOPIC_SPANS, Record
-from watchkeeper.agent.config import ApiConfig, RedactionConfig, Settings, SidecarConfig
+from watchkeeper.agent.bus.embedded import EmbeddedBus
+from watchkeeper.agent.config import (
+    ApiConfig,
+    RedactionConfig,
+    Settings,
+    SidecarConfig,
+    WalConfig,
+)
 from watchkeeper.agent.runtime import Runtime
 
 PII_MARK = b"@example.com"  # every generated e-mail address ends so; none may get through
@@ -84,15 +91,18 @@ def redaction_check(message: bytes | None) -> dict[str, object]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-redaction", action="store_true")
+    parser.add_argument("--wal", choices=("batch", "interval", "off"), default="batch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wk-bench-sidecar-") as tmp:
         settings = Settings(
-            data_dir=Path(tmp), bus="memory://", log_level="warning",
+            data_dir=Path(tmp), bus="embedded://", log_level="warning",
             sidecar=SidecarConfig(otlp_http_port=0, otlp_grpc_port=0,
                                   redaction=RedactionConfig(enabled=not args.no_redaction)),
-            api=ApiConfig(port=0),
+            api=ApiConfig(port=0), wal=WalConfig(fsync="interval" if args.wal == "interval"
+                                                 else "batch"),
         )
-        runtime = Runtime(settings, ingest=False)
+        bus = EmbeddedBus() if args.wal == "off" else None  # memory only: the reference
+        runtime = Runtime(settings, ingest=False, bus=bus)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

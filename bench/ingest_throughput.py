@@ -5,7 +5,7 @@
 
 Each repetition runs in a fresh process (chDB allows one engine per process) with a fresh
 store: `Store(f"chdb://{tmpdir}", StoreConfig())` and `migrate`. N OTLP messages are first
-published onto a `MemoryBus` topic wk.spans as the sidecar writes them (one message per
+published onto a `EmbeddedBus` topic wk.spans as the sidecar writes them (one message per
 trace, redacted, with the `watchkeeper.redactions` count), then `IngestService(...).drain_bus()`
 is timed until every sample is stored and committed (join_window_s=0, `ingest.native` as
 given, other ingest settings at their defaults). The row count in `samples` is checked
@@ -96,7 +96,7 @@ class Stages:
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     from watchkeeper.agent.bus import TOPIC_SPANS
-    from watchkeeper.agent.bus.memory import MemoryBus
+    from watchkeeper.agent.bus.embedded import EmbeddedBus
     from watchkeeper.agent.config import IngestConfig, StoreConfig
     from watchkeeper.agent.ingest import service as ingest_service
     from watchkeeper.agent.store.client import Store
@@ -104,7 +104,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     from watchkeeper.collectors.normalise import native
 
     started = time.perf_counter()
-    bus = MemoryBus(max_backlog=args.messages + 10)
+    bus = EmbeddedBus(max_backlog=args.messages + 10)
     size = 0
     for key, value in messages(args.messages, args.spans_per_trace, args.prompt_bytes):
         bus.publish(TOPIC_SPANS, value, key=key)

@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     server_cmd = [sys.executable, str(HERE / "_sidecar_server.py")]
     if args.no_redaction:
         server_cmd.append("--no-redaction")
+    server_cmd += ["--wal", args.wal]
     server = subprocess.Popen(pinned(args.sidecar_cpu, server_cmd), stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -183,6 +184,9 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=8, help="distinct pre-encoded bodies")
     parser.add_argument("--tag", help="write bench/out/<name>-<tag>.json (a variant run)")
     parser.add_argument("--no-redaction", action="store_true")
+    parser.add_argument("--wal", choices=("batch", "interval", "off"), default="batch",
+                        help="the embedded bus's write-ahead log: its fsync policy, or none "
+                             "(memory only, the reference for what the log costs)")
     parser.add_argument("--sidecar-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -198,7 +202,8 @@ def main() -> None:
     s, c, u = result["spans_per_s"], result["spans_per_cpu_s"], result["cpu_util"]
     load, sidecar = result["load"], result["sidecar"]
     table(f"Sidecar, {args.spans} spans/request, {args.spans_per_trace} span(s)/trace, "
-          f"~{args.prompt_bytes} B prompts, redaction {'off' if args.no_redaction else 'on'}; "
+          f"~{args.prompt_bytes} B prompts, redaction {'off' if args.no_redaction else 'on'}, "
+          f"write-ahead log {args.wal}; "
           f"median (min-max) of {args.windows} x {args.window_s:g} s windows",
           ("metric", "value", "goal", "verdict"), [
               ("GenAI spans/s (wall, sidecar pinned to 1 core)",

@@ -15,7 +15,7 @@ from watchkeeper.agent.config import ConfigError, load_settings
 
 def test_defaults_are_the_embedded_default() -> None:
     settings = load_settings()
-    assert settings.bus == "memory://"
+    assert settings.bus == "embedded://"
     assert settings.store_url.startswith("chdb://") and settings.store_url.endswith("clickhouse")
     assert (settings.sidecar.otlp_http_port, settings.sidecar.otlp_grpc_port) == (4318, 4317)
 
@@ -35,7 +35,7 @@ def test_precedence_file_env_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize(("yaml_text", "message"), [
     ("sidecar:\n  otlp_http_port: 70000\n", "sidecar.otlp_http_port: Input should be less than"),
     ("sidecar:\n  tokn: x\n", "sidecar.tokn: Extra inputs are not permitted"),
-    ("bus: rabbit://x\n", "bus: Value error, must be memory://"),
+    ("bus: rabbit://x\n", "bus: Value error, must be embedded://"),
     ("store:\n  url: ftp://x\n", "store.url: Value error, must start with chdb://"),
     ("store:\n  database: 'a; DROP'\n", "store.database: Value error, must be a plain identifier"),
     ("sidecar:\n  redaction:\n    patterns: [{name: x, regex: '('}]\n",

@@ -924,7 +924,7 @@ def test_notes_render(helm: str, tmp_path: Path, name: str) -> None:
     ({"kafka": {"securityProtocol": "SASL_SSL"}}, "/kafka/sasl"),
     ({"clickhouse": {"url": "clickhouse:8123"}}, "/clickhouse/url"),
     ({"sidecar": {"sampling": {"ratio": 1.5}}}, "/sidecar/sampling/ratio"),
-    ({"sidecar": {"redaction": {"builtin": ["ssn"]}}}, "/sidecar/redaction/builtin/0"),
+    ({"sidecar": {"redaction": {"builtin": ["passport"]}}}, "/sidecar/redaction/builtin/0"),
     ({"config": {"sidecar": {"token": "inline-secret"}}}, "/config/sidecar/token"),
     ({"config": {"store": {"password": "inline-secret"}}}, "/config/store/password"),
     ({"config": {"bus": "memory://"}}, "/config/bus"),

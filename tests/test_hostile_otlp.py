@@ -365,7 +365,8 @@ def test_limiter_records_the_cut_on_the_span() -> None:
     secret = attributes["app.secret"].string_value
     assert len(secret.encode()) == 300 and "sk-" not in secret and "[REDACTED:api_k" in secret
     assert len(attributes["app.list"].array_value.values) == 1024
-    assert len(span.attributes) == 1024 + 2  # + watchkeeper.redactions and the truncated count
+    # + watchkeeper.redactions, watchkeeper.redactions.api_key and the truncated count
+    assert len(span.attributes) == 1024 + 3
     # logs: attributes of a record and its body
     logs = ExportLogsServiceRequest()
     record = logs.resource_logs.add().scope_logs.add().log_records.add()

@@ -21,7 +21,7 @@ from watchkeeper.agent.bus import (
     Record,
     TopicPartition,
 )
-from watchkeeper.agent.bus.memory import MemoryBus
+from watchkeeper.agent.bus.embedded import EmbeddedBus
 from watchkeeper.agent.bus.samples import MESSAGE_BYTES, SAMPLES_PER_MESSAGE, pack, unpack
 from watchkeeper.agent.config import IngestConfig, StoreConfig
 from watchkeeper.agent.ingest.decode import PreparedRow
@@ -49,10 +49,10 @@ def test_joiner_logs_before_and_after_span() -> None:
     ref = (("wk.spans", 0), 0)
     joiner.add_log(_log("gen_ai.user.message"), ref, now=0.0)
     joiner.add_span(_span(), ((("wk.spans", 0)), 1), now=0.5)
-    joiner.add_log(_log("gen_ai.choice"), (("wk.spans", 0), 2), now=1.0)
-    assert joiner.due(now=1.2) == ([], [])  # still inside the window
+    assert joiner.due(now=0.6) == ([], [])  # the input came, the output not yet: it waits
     assert min(offset for _, offset in joiner.refs()) == 0
-    joined, orphans = joiner.due(now=1.6)
+    joiner.add_log(_log("gen_ai.choice"), (("wk.spans", 0), 2), now=1.0)
+    joined, orphans = joiner.due(now=1.0)  # both came: it leaves before its window ends
     assert [log.event_name for log in joined[0].logs] == ["gen_ai.user.message", "gen_ai.choice"]
     assert orphans == [] and list(joiner.refs()) == []
 
@@ -88,7 +88,7 @@ def _chat(trace: bytes, span: bytes, text: str) -> ExportTraceServiceRequest:
 
 def test_garbage_goes_to_dead_letter_and_the_rest_flows(agent: RunningAgent) -> None:
     bus = agent.runtime.bus
-    assert isinstance(bus, MemoryBus)
+    assert isinstance(bus, EmbeddedBus)
     dead = bus.consumer(TOPIC_DEAD_LETTER, "test")
     bus.publish(TOPIC_SPANS, b"\x00garbage\xff", key=b"k")
     bus.publish(TOPIC_SPANS, b"\x12\x34", headers=((SIGNAL_HEADER, b"logs"),))
@@ -151,7 +151,7 @@ def test_commit_waits_for_the_join_window(agent_factory: object) -> None:
 
 
 def test_memory_bus_commit_lag_and_backpressure() -> None:
-    bus = MemoryBus(max_backlog=3)
+    bus = EmbeddedBus(max_backlog=3)
     consumer = bus.consumer("t", "g")
     for i in range(3):
         bus.publish("t", bytes([i]))
@@ -224,6 +224,8 @@ def test_a_commit_never_passes_an_item_still_held() -> None:
     tracker.commit_staged()
     assert consumer.commits == [{P0: 3, P1: 5}]
     tracker.commit_staged()  # committed once: nothing is staged any more
+    tracker.stage([(P0, 3)])
+    tracker.commit_staged()  # the same offsets again: not committed twice
     _read(tracker, 0, range(10, 12))
     tracker.stage([])  # the window let them go, into the next batch
     tracker.commit_staged()
@@ -260,16 +262,17 @@ def test_revoked_partitions_are_dropped_and_not_committed() -> None:
     assert not tracker.replayed((P1, 4))
     tracker.commit_staged()
     assert consumer.commits == [{P0: 3}]
+    _read(tracker, 0, range(3, 4))
     tracker.stage([])
     tracker.commit_staged()
-    assert consumer.commits == [{P0: 3}, {P0: 3}]  # p1 is its new owner's to commit
+    assert consumer.commits == [{P0: 3}, {P0: 4}]  # p1 is its new owner's to commit
 
 
 def test_a_batch_that_failed_is_not_committed_and_lands_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(f"chdb://{tmp_path / 'ch'}", StoreConfig())
     migrate(store)
-    bus = MemoryBus()
+    bus = EmbeddedBus()
     service = IngestService(bus, store, IngestConfig(join_window_s=0, flush_interval_s=60))
     for i in range(3):
         bus.publish(TOPIC_SPANS, chat_request(10, f"f{i}"))

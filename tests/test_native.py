@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS
-from watchkeeper.agent.bus.memory import MemoryBus
+from watchkeeper.agent.bus.embedded import EmbeddedBus
 from watchkeeper.agent.config import IngestConfig, StoreConfig
 from watchkeeper.agent.ingest.service import IngestService
 from watchkeeper.agent.store import rows
@@ -86,6 +86,7 @@ def _compare(message: bytes, compiled_rules: Any = None) -> native.Decoded:
         ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=prepared.ts_us)
         assert ts == datetime.fromisoformat(got[prepared.index]["ts"])
         assert prepared.view().span_id == prepared.span_id
+        assert prepared.has_content == bool(got[prepared.index]["source"])
     return decoded
 
 
@@ -240,7 +241,7 @@ def test_ingest_stores_the_same_rows_with_and_without_it(tmp_path: Path) -> None
         published = {"traces": 0, "logs": 0}
         store = Store(f"chdb://{tmp_path / 'ch'}", StoreConfig(database=f"wk_{mode}"))
         migrate(store)
-        bus = MemoryBus()
+        bus = EmbeddedBus()
         service = IngestService(bus, store, IngestConfig(native=mode, join_window_s=0.2))
         assert service.native is (mode == "on")
         for case in sorted(FIXTURES.iterdir()):

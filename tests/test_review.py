@@ -9,6 +9,8 @@ import csv
 import json
 import os
 import subprocess
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,15 @@ import httpx
 import pytest
 
 from helpers import CLI, RunningAgent, genai_request, post, running_agent
+from watchkeeper.agent.config import StoreConfig
+from watchkeeper.agent.review.models import FlagQuery, RecordQuery, ReviewRequest
+from watchkeeper.agent.review.queue import StoreReviews
+from watchkeeper.agent.store import rows
+from watchkeeper.agent.store.client import Store
+from watchkeeper.agent.store.migrate import migrate
+from watchkeeper.agent.store.tables import FLAGS, FlagRow
+from watchkeeper.collectors.normalise import Sample
+from watchkeeper.collectors.normalise.sample import sample_id_for
 
 TOKEN = "review-s3cret"
 SYSTEM = "You are the support assistant of Example Bank."
@@ -147,6 +158,40 @@ def test_review_through_the_api_then_directly_and_export(tmp_path: Path) -> None
     wk("export", "--out", str(confirmed_only), "--data-dir", str(data_dir),
        "--since", "2999-01-01")
     assert confirmed_only.read_text() == ""
+
+
+def test_a_resent_verdict_shows_once(tmp_path: Path) -> None:
+    """A verdict is acknowledged once the API answers after its insert; a client that missed
+    the answer sends it again, and `reviews` holds two rows. Readers take the latest verdict
+    per flag (argMax), so the flag still shows once, with one verdict, to plain queries."""
+    store = Store(f"chdb://{tmp_path / 'ch'}", StoreConfig())
+    try:
+        migrate(store)
+        now = datetime.now(UTC)
+        sample = Sample(sample_id=sample_id_for("a" * 32, "b" * 16), trace_id="a" * 32,
+                        span_id="b" * 16, ts=now, service="svc", prompt_text="Who owns it?",
+                        completion_text="bob.smith@example.com")
+        store.insert_json("samples", rows.json_rows([sample]))
+        flag = FlagRow(flag_id=uuid.uuid4(), sample_id=sample.sample_id, ts=now, service="svc",
+                       source="watcher:quality", reason="pii", label="pii", field="completion",
+                       score=1.0)
+        store.insert_rows(FLAGS, [flag])
+        reviews = StoreReviews(store)
+        request = ReviewRequest(flag_ids=[flag.flag_id], verdict="confirmed", reviewer="alice")
+        reviews.review(request)
+        reviews.review(request)  # resent
+        assert store.query("SELECT count() FROM watchkeeper.reviews").rows == [(2,)]
+        for status in ("all", "confirmed"):
+            [view] = reviews.flags(FlagQuery(status=status)).flags
+            assert view.review is not None and view.review.verdict == "confirmed"
+        [record] = reviews.records(RecordQuery()).records
+        assert record.flag.flag_id == flag.flag_id
+        reviews.review(request.model_copy(update={"verdict": "rejected", "reviewer": "bob"}))
+        [view] = reviews.flags(FlagQuery(status="all")).flags
+        assert view.review is not None and view.review.reviewer == "bob"
+        assert reviews.flags(FlagQuery(status="confirmed")).flags == []
+    finally:
+        store.close()
 
 
 # --- a trainable head named alone, its own threshold, retrained from its reviewed flags ------

@@ -14,8 +14,8 @@ from pydantic import TypeAdapter
 from watchkeeper.agent.config import StoreConfig
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
-from watchkeeper.agent.store.migrate import migrate, migrations, render
-from watchkeeper.agent.store.tables import SAMPLES
+from watchkeeper.agent.store.migrate import FSYNC, migrate, migrations, render
+from watchkeeper.agent.store.tables import SAMPLES, SCHEMA_MIGRATIONS, TABLES
 from watchkeeper.collectors.normalise import Message, Part, Sample
 from watchkeeper.collectors.normalise.sample import sample_id_for
 
@@ -55,6 +55,54 @@ def test_cluster_rendering() -> None:
     assert all("ON CLUSTER prod" in s for s in statements)
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/watchkeeper/samples', " \
            "'{replica}', ingested_at)" in statements[0]
+
+
+def test_a_replicated_store_is_left_its_own_fsync_settings() -> None:
+    replicated = StoreConfig(cluster="prod", replicated=True)
+    assert "fsync" not in render(migrations()[0].sql, replicated)[0]
+    assert "fsync" in render(migrations()[0].sql, StoreConfig())[0]
+    [fsync] = [m for m in migrations() if "{fsync}" in m.sql]
+    assert render(fsync.sql, replicated) == []
+    assert len(render(fsync.sql, StoreConfig())) == len(TABLES) - 1  # not schema_migrations
+
+
+def _syncs(store: Store) -> int:
+    """Files and directories the engine has fsynced so far (counters of the whole process)."""
+    return int(store.query("SELECT sum(value) FROM system.events "
+                           "WHERE event IN ('FileSync', 'DirectorySync')").rows[0][0] or 0)
+
+
+def _fsynced_tables(store: Store) -> list[str]:
+    """The tables whose own settings (engine_full) sync every insert."""
+    return sorted(row[0] for row in store.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} "
+        "AND engine_full LIKE {fsync:String}",
+        {"db": store.database, "fsync": f"%SETTINGS %{FSYNC}%"}).rows)
+
+
+def test_every_insert_of_a_single_copy_store_is_synced(store: Store) -> None:
+    """Each table says so in its own settings, and the engine does it: an insert of one row
+    into any of them fsyncs files, and one into a table without the settings does not."""
+    assert _fsynced_tables(store) == sorted(t.name for t in TABLES if t is not SCHEMA_MIGRATIONS)
+    for table in TABLES:
+        before = _syncs(store)
+        # one column is enough: the others take their defaults
+        column, value = (table.ttl, "now64()") if table.ttl else ("version", "999")
+        store.command(f"INSERT INTO {store.database}.{table.name} ({column}) VALUES ({value})")
+        synced = _syncs(store) - before
+        assert (synced > 0) == (table is not SCHEMA_MIGRATIONS), (table.name, synced)
+
+
+def test_a_store_made_before_gains_the_fsync_settings(store: Store) -> None:
+    for table in TABLES:
+        store.command(f"ALTER TABLE {store.database}.{table.name} "
+                      "RESET SETTING fsync_after_insert, fsync_part_directory")
+    assert _fsynced_tables(store) == []
+    [fsync] = [m for m in migrations() if "{fsync}" in m.sql]
+    store.command(f"ALTER TABLE {store.database}.schema_migrations DELETE "
+                  "WHERE version = {v:UInt32} SETTINGS mutations_sync = 2", {"v": fsync.version})
+    assert migrate(store) == [fsync.version]
+    assert len(_fsynced_tables(store)) == len(TABLES) - 1
 
 
 def test_sample_round_trip_and_duplicates_fold(store: Store) -> None:

@@ -1,19 +1,22 @@
 """The bus between the sidecar, ingest and the watchers. Two implementations behind one small
-interface: Kafka for production, an in-process log for the embedded default. Same topics, same
-messages, same at-least-once contract: a publisher learns when the bus holds a message (its
-Delivery), and a consumer commits an offset only after it has stored what came before it.
+interface: Kafka for production, an in-process bus over a write-ahead log for the embedded
+default. Same topics, same messages, same at-least-once contract: a publisher learns when the
+bus holds a message (its Delivery), and a consumer commits an offset only after it has stored
+what came before it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from watchkeeper.agent.config import KafkaConfig
+    from pathlib import Path
+
+    from watchkeeper.agent.config import KafkaConfig, WalConfig
 
 TOPIC_SPANS = "wk.spans"
 TOPIC_SAMPLES = "wk.samples"
@@ -52,6 +55,16 @@ class Record:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to publish."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
 class BusError(Exception):
     """The bus cannot take the message now; the caller should retry later (or spool)."""
 
@@ -87,6 +100,10 @@ class Bus(Protocol):
         """Hand a message over; the Delivery completes when the bus holds it, or fails.
         Raises BusError at once when the bus cannot even take it."""
 
+    def publish_all(self, messages: Sequence[Message]) -> list[Delivery]:
+        """Publish several messages (one OTLP export's); raises BusError when the bus cannot
+        take them. The embedded bus takes all or none; Kafka may have taken some first."""
+
     def flush(self, timeout_s: float) -> None: ...
 
     def consumer(self, topic: str, group: str, on_revoke: RevokeHook | None = None
@@ -107,12 +124,15 @@ def dead_letter(bus: Bus, record: Record, exc: Exception, value: bytes | None = 
                        key=record.key, headers=headers)
 
 
-def open_bus(url: str, kafka: KafkaConfig | None = None) -> Bus:
+def open_bus(url: str, kafka: KafkaConfig | None = None, wal_directory: Path | None = None,
+             wal: WalConfig | None = None) -> Bus:
+    """The embedded bus keeps its write-ahead log in wal_directory (without one, memory only:
+    for tests and benchmarks of the stages around the bus)."""
     scheme = urlsplit(url).scheme
-    if scheme == "memory":
-        from watchkeeper.agent.bus.memory import MemoryBus
+    if scheme in ("embedded", "memory"):
+        from watchkeeper.agent.bus.embedded import EmbeddedBus
 
-        return MemoryBus()
+        return EmbeddedBus(wal_directory, wal)
     if scheme == "kafka":
         from watchkeeper.agent.bus.kafka import KafkaBus
         from watchkeeper.agent.config import KafkaConfig

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -24,6 +25,7 @@ from watchkeeper.agent.bus import (
     BusError,
     Delivery,
     Headers,
+    Message,
     Record,
     RevokeHook,
     TopicPartition,
@@ -115,6 +117,11 @@ class KafkaBus:
         sent.add_callback(lambda _: delivery.set_result(None))
         sent.add_errback(lambda exc: delivery.set_exception(BusError(f"{exc}")))
         return delivery
+
+    def publish_all(self, messages: Sequence[Message]) -> list[Delivery]:
+        """One send each: a refusal midway leaves the earlier ones sent (the sidecar then
+        spools them all, and its replay may publish those twice)."""
+        return [self.publish(m.topic, m.value, key=m.key, headers=m.headers) for m in messages]
 
     def flush(self, timeout_s: float) -> None:
         if self._producer is not None:

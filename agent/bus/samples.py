@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 SAMPLES_PER_MESSAGE = 64
+# On a message whose samples ingest found already stored while replaying: a run that crashed
+# stored them, and may or may not have published them, so they go out again, and consumers
+# check what they made of them before (decision 0004).
+REPLAYED_HEADER = ("wk-replayed", b"1")
 MESSAGE_BYTES = 512 * 1024
 
 

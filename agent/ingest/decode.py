@@ -3,11 +3,11 @@
 Why a part of its own: a message can go through the compiled path (`native/`, decision 0005)
 or the Python normaliser, and nothing after this module should know which. Both give each
 GenAI span as a `PreparedRow`, rows for the `spans` and `user_feedback` tables, and log records
-for the join window. The compiled path writes a span's `samples` row up front; the Python
-normaliser writes it in `render`, as the span leaves the join window, so that a span that log
-records join is normalised once, with them. A compiled row that logs join is written again
-there by Python, from its message, with its logs. A message that does not decode is set aside on
-wk.deadletter with the reason, and the rest of the chunk flows.
+for the join window. Both paths write a span's `samples` row up front, with whether the span
+carries its content (then the join window does not wait for log records); a row that log
+records join is written again by Python in `render`, from its message, with its logs. A message
+that does not decode is set aside on wk.deadletter with the reason, and the rest of the chunk
+flows.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from watchkeeper.agent.bus import SIGNAL_HEADER, Bus, Record, TopicPartition, de
 from watchkeeper.agent.store import rows
 from watchkeeper.collectors.normalise import (
     NormaliseOptions,
+    Sample,
     is_feedback,
     is_llm_call,
     native,
@@ -54,20 +55,22 @@ class SampleRow:
 @dataclass(slots=True)
 class PreparedRow:
     """A GenAI span on its way to its `samples` row, the same whichever path decoded it: its
-    join key, where it came from (its message and its position there), and its row when the
-    compiled path has written it already."""
+    join key, where it came from (its message and its position there), its row as written
+    without log records, and whether it carries its content (input, output or system
+    instructions found on the span itself)."""
 
     trace_id: str
     span_id: str
     message: bytes
     index: int
     row: SampleRow | None
+    has_content: bool
     _span: otlp.SpanView | None = field(default=None, repr=False)
 
     @classmethod
-    def from_view(cls, span: otlp.SpanView, message: bytes = b"", index: int = 0
-                  ) -> PreparedRow:
-        return cls(span.trace_id, span.span_id, message, index, None, span)
+    def from_view(cls, span: otlp.SpanView, message: bytes = b"", index: int = 0,
+                  row: SampleRow | None = None, has_content: bool = False) -> PreparedRow:
+        return cls(span.trace_id, span.span_id, message, index, row, has_content, span)
 
     def view(self) -> otlp.SpanView:
         """The span as the Python normaliser reads it (decoded from its message once)."""
@@ -105,13 +108,11 @@ class Decoder:
         return out
 
     def render(self, row: PreparedRow, logs: list[otlp.LogView]) -> SampleRow:
-        """The `samples` row of a span leaving the join window: the compiled path's when no
-        log records joined it, otherwise the Python normaliser's, with them."""
+        """The `samples` row of a span leaving the join window: the one written as it was
+        decoded when no log records joined it, otherwise the Python normaliser's, with them."""
         if row.row is not None and not logs:
             return row.row
-        sample = to_sample(row.view(), logs, self.options)
-        return SampleRow(str(sample.sample_id), (sample.ts - EPOCH) // timedelta(microseconds=1),
-                         rows.json_row(sample), None)
+        return _sample_row(to_sample(row.view(), logs, self.options))
 
     def _decode_natively(self, records: list[Record]) -> list[native.Decoded | None]:
         """The trace messages through the compiled path, all at once; None for the others
@@ -139,8 +140,8 @@ class Decoder:
             deferred = None  # the positions of spans the compiled path left to Python; all
             if compiled is not None:
                 out.spans += [(PreparedRow(p.trace_id, p.span_id, p.message, p.index,
-                                           SampleRow(p.sample_id, p.ts_us, p.line, p.row_binary)),
-                               ref) for p in compiled.samples]
+                                           SampleRow(p.sample_id, p.ts_us, p.line, p.row_binary),
+                                           p.has_content), ref) for p in compiled.samples]
                 out.span_rows += compiled.span_rows
                 if not compiled.deferred:
                     return False
@@ -158,7 +159,9 @@ class Decoder:
         if is_feedback(span):
             out.feedback_rows.append(rows.json_row(to_feedback(span, self.options)))
         elif is_llm_call(span):
-            out.spans.append((PreparedRow.from_view(span, message, index), ref))
+            sample = to_sample(span, [], self.options)  # a shape found content: sample.source
+            out.spans.append((PreparedRow.from_view(span, message, index, _sample_row(sample),
+                                                    bool(sample.source)), ref))
         else:
             out.span_rows.append(rows.json_row(to_span_record(span)))
 
@@ -168,3 +171,8 @@ class Decoder:
                     extra={"partition": record.partition, "offset": record.offset,
                            "error": f"{type(exc).__name__}: {exc}"})
         dead_letter(self.bus, record, exc).result(PUBLISH_TIMEOUT_S)
+
+
+def _sample_row(sample: Sample) -> SampleRow:
+    return SampleRow(str(sample.sample_id), (sample.ts - EPOCH) // timedelta(microseconds=1),
+                     rows.json_row(sample), None)

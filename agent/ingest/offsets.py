@@ -10,8 +10,9 @@ sit in one place instead of in the loop, the join window and the writer.
 - As a batch goes to the writer, `stage` notes what storing it makes safe: per partition the
   next offset read, but never past an item the join window still holds (everything the window
   released before is in that batch or in one already stored). `commit_staged` commits that once
-  the batch is stored. A batch that fails is not stored, and nothing is committed until a later
-  batch, which carries its rows again, is.
+  the batch is stored, unless it is what was committed last (ingest flushes several times a
+  second, idle or not). A batch that fails is not stored, and nothing is committed until a
+  later batch, which carries its rows again, is.
 - Rebalances happen inside `poll`. Revoked partitions are forgotten here, and `on_revoke`
   drops what the join window and the batch hold from them: their new owner reads them again
   from the last commit (decision 0004). The consumer notes a partition's replay horizon when
@@ -39,6 +40,7 @@ class OffsetTracker:
         self.consumer = bus.consumer(topic, group, on_revoke=self._revoked)
         self._read: dict[TopicPartition, int] = {}  # next offset after what has been taken in
         self._staged: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
         self._horizon: dict[TopicPartition, int] = {}
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
@@ -75,12 +77,14 @@ class OffsetTracker:
         """The staged batch is stored: commit. A failed commit is retried with the next batch;
         what a replay brings back is deduplicated."""
         offsets, self._staged = self._staged, {}
-        if not offsets:
+        if not offsets or offsets == self._committed:
             return
         try:
             self.consumer.commit(offsets)
         except BusError as exc:
             log.warning("offset commit failed", extra={"error": str(exc)})
+            return
+        self._committed = offsets
 
     def lag(self) -> int:
         return self.consumer.lag()
@@ -94,5 +98,6 @@ class OffsetTracker:
         for tp in lost:
             self._read.pop(tp, None)
             self._staged.pop(tp, None)
+            self._committed.pop(tp, None)
             self._horizon.pop(tp, None)
         self._on_revoke(lost)

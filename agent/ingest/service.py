@@ -12,6 +12,10 @@ The loop reads several batches' worth per poll and decodes it in chunks; a full 
 the writer and is stored while the next chunk decodes. Nothing is in flight while polling: a
 rebalance happens inside poll, and a write straddling it could neither commit its offsets (the
 partitions are gone) nor be dropped, so the new owner would store its samples a second time.
+
+Latency: every `flush_interval_s` the loop flushes, handing the writer what the join window let
+go (spans that carry their content leave at the first flush, with the logs read with them);
+the poll waits no longer than until the next flush is due.
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ class IngestService(LoopService):
         """The loop outlives a broker or database outage: it logs, waits and carries on."""
         while not stop.is_set():
             try:
-                self.step(min(self.config.flush_interval_s, 0.5))
+                self.step(self._until_flush())
             except Exception:
                 log.exception("ingest step failed, retrying")
                 metrics.INGEST_STORE_ERRORS.inc()
@@ -110,8 +114,8 @@ class IngestService(LoopService):
         now = time.monotonic()
         for start in range(0, len(records), DECODE_CHUNK):
             self._take(records[start:start + DECODE_CHUNK], now)
-            self._collect(now)
-            if len(self.writer) >= self.config.batch_max_rows:
+            if len(self.writer) + self.joiner.complete >= self.config.batch_max_rows:
+                self._collect(now)
                 self._hand_off(now)  # stored while the next chunk is decoded
         if now - self._last_flush >= self.config.flush_interval_s:
             self.flush(now)
@@ -138,6 +142,11 @@ class IngestService(LoopService):
         self._hand_off(now)
         if force:
             self._settle()
+
+    def _until_flush(self) -> float:
+        """How long a poll may wait: until the next flush is due, at most 0.5 s."""
+        due = self._last_flush + self.config.flush_interval_s - time.monotonic()
+        return min(max(due, 0.0), 0.5)
 
     # -- wiring the parts -------------------------------------------------------------------------
     @_collector_paused

@@ -26,8 +26,9 @@ from typing import Any
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import TOPIC_SAMPLES, Bus, TopicPartition
-from watchkeeper.agent.bus.samples import pack
+from watchkeeper.agent.bus.samples import REPLAYED_HEADER, pack
 from watchkeeper.agent.ingest.decode import EPOCH, PUBLISH_TIMEOUT_S, SampleRow
+from watchkeeper.agent.store import replay
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.tables import SAMPLES, SPANS, USER_FEEDBACK, Table
 
@@ -129,10 +130,10 @@ class Writer:
 
     # -- the writer thread ------------------------------------------------------------------------
     def _store(self, batch: _Batch) -> None:
-        for key in self._already_stored(batch):
-            del batch.samples[key]
-            batch.maybe_stored.discard(key)
-        samples = batch.samples.values()
+        """The batch is left as it came: should a step fail, all of it is retried."""
+        stored = self._already_stored(batch)
+        earlier = [batch.samples[key].line for key in stored]
+        samples = [row for key, row in batch.samples.items() if key not in stored]
         self._insert(SAMPLES, [row.line for row in samples if row.row_binary is None])
         self._insert(SAMPLES, [row.row_binary for row in samples if row.row_binary is not None],
                      row_binary=True)
@@ -140,6 +141,9 @@ class Writer:
         self._insert(USER_FEEDBACK, batch.feedback)
         deliveries = [self.bus.publish(TOPIC_SAMPLES, message)
                       for message in pack([row.line for row in samples])]
+        # Stored before a crash, and perhaps never published: out again, marked as such.
+        deliveries += [self.bus.publish(TOPIC_SAMPLES, message, headers=(REPLAYED_HEADER,))
+                       for message in pack(earlier)]
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)
 
@@ -148,14 +152,11 @@ class Writer:
         if not batch.maybe_stored:
             return set()
         stamps = [batch.samples[k].ts_us for k in batch.maybe_stored]
-        found = self.store.query(
-            f"SELECT toString(sample_id) FROM {self.store.database}.{SAMPLES.name} "
-            "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
-            "AND {hi:DateTime64(6)}",
-            parameters={"ids": [uuid.UUID(k) for k in batch.maybe_stored],
-                        "lo": EPOCH + timedelta(microseconds=min(stamps)),
-                        "hi": EPOCH + timedelta(microseconds=max(stamps))})
-        return {row[0] for row in found.rows}
+        found = replay.stored_keys(self.store, SAMPLES, ("sample_id",),
+                                   [uuid.UUID(k) for k in batch.maybe_stored],
+                                   EPOCH + timedelta(microseconds=min(stamps)),
+                                   EPOCH + timedelta(microseconds=max(stamps)))
+        return {sample_id for (sample_id,) in found}
 
     def _insert(self, table: Table[Any], data: list[bytes], row_binary: bool = False) -> None:
         """JSON lines of the table's model, or RowBinary rows in its columns' order (what the

@@ -12,7 +12,8 @@ Two passes, around redaction. Counts first (`counts`): only the lengths of repea
 cheap, and redaction never scans what is dropped anyway. Values after redaction (`values`): a
 secret that straddles the cut would otherwise be left as a fragment that no pattern matches any
 more; cutting redacted text can only split a marker. Watchkeeper's own bookkeeping attributes
-(`watchkeeper.redactions` and this one) are added after the counts and do not count.
+(`watchkeeper.redactions`, `watchkeeper.redactions.<type>` and this one) are added after the
+counts and do not count.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,7 +16,8 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from watchkeeper.agent import metrics
-from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS, Bus, BusError, Delivery
+from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS, Bus, BusError
+from watchkeeper.agent.bus import Message as BusMessage
 from watchkeeper.agent.config import SidecarConfig
 from watchkeeper.agent.sidecar.limits import Cuts, Limiter
 from watchkeeper.agent.sidecar.redaction import Redactor
@@ -29,7 +31,6 @@ from watchkeeper.agent.sidecar.signals import (
     items,
     keep_only,
 )
-from watchkeeper.agent.sidecar.spool import Message as BusMessage
 from watchkeeper.agent.sidecar.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -58,16 +59,13 @@ class Forwarder:
         self.spool = spool
         self.ack_timeout_s = ack_timeout_s
 
-    def _publish(self, messages: list[BusMessage]) -> list[Delivery]:
-        return [self.bus.publish(m.topic, m.value, key=m.key, headers=m.headers)
-                for m in messages]
-
     async def _deliver(self, messages: list[BusMessage], timeout_s: float) -> None:
         """Publish off the event loop (a producer may block on metadata), then wait for the bus
         to hold every message."""
-        deliveries = await asyncio.to_thread(self._publish, messages)
-        await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(d) for d in deliveries)),
-                               timeout_s)
+        deliveries = await asyncio.to_thread(self.bus.publish_all, messages)
+        # the embedded bus completes a whole group commit with one shared delivery
+        await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(d)
+                                                for d in set(deliveries))), timeout_s)
 
     async def forward(self, messages: list[BusMessage]) -> None:
         if not messages:
@@ -134,8 +132,10 @@ class Pipeline:
         self.redactor = Redactor(config.redaction)
         self.sampler = Sampler(config.sampling)
         self.limiter = Limiter(config.limits)
-        # per signal, the in-place steps that each return how many items or values they changed
-        self._steps: dict[Signal, tuple[Callable[[Any], int], Callable[[Any], int]]] = {
+        # per signal, the in-place steps: sampling returns how many items it dropped,
+        # redaction how many values of each type it replaced
+        self._steps: dict[Signal, tuple[Callable[[Any], int],
+                                        Callable[[Any], Counter[str]]]] = {
             TRACES: (self.sampler.traces, self.redactor.traces),
             LOGS: (self.sampler.logs, self.redactor.logs)}
 
@@ -157,7 +157,8 @@ class Pipeline:
         metrics.REJECTED.labels(signal.name).inc(rejected)
         metrics.SAMPLED_OUT.labels(signal.name).inc(sample(request))
         _count_cuts(signal, self.limiter.counts(request, signal))
-        metrics.REDACTIONS.labels(signal.name).inc(redact(request))
+        for kind, n in redact(request).items():
+            metrics.REDACTIONS.labels(signal.name, kind).inc(n)
         _count_cuts(signal, self.limiter.values(request, signal))
         header = (SIGNAL_HEADER, signal.name.encode())
         messages = [_message(part, trace_id, header)

@@ -1,67 +1,34 @@
 """A bounded disk queue for when the bus is unreachable. What the sidecar acknowledged to an
 app is either on the bus or here (fsync'd), never only in memory; segments survive restarts and
-are replayed oldest first when the bus returns.
+are replayed oldest first when the bus returns. Its segments hold the write-ahead log's frames
+(bus/wal.py), so a torn tail is found by its checksum.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from watchkeeper.agent.bus import Headers
+from watchkeeper.agent.bus import Message, Record
+from watchkeeper.agent.bus.wal import decode, encode
 
 SEGMENT_BYTES = 8 * 1024 * 1024
-_LEN = struct.Struct(">I")
 
 
 class SpoolFull(Exception):
     """No room left: the caller answers with a retryable status instead of dropping."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers = ()
+def _frames(messages: list[Message]) -> bytes:
+    """The write-ahead log's checksummed frames (the offset is unused here)."""
+    return b"".join(encode(Record(m.topic, 0, 0, m.key, m.value, m.headers)) for m in messages)
 
 
-def _fields(message: Message) -> list[bytes]:
-    fields = [message.topic.encode(), message.key or b"", message.value,
-              str(len(message.headers)).encode()]
-    for name, value in message.headers:
-        fields += [name.encode(), value]
-    return fields
-
-
-def encode(message: Message) -> bytes:
-    parts = [_LEN.pack(len(f)) + f for f in _fields(message)]
-    body = b"".join(parts)
-    return _LEN.pack(len(body)) + body
-
-
-def decode(blob: bytes) -> Iterator[Message]:
-    pos = 0
-    while pos < len(blob):
-        (size,) = _LEN.unpack_from(blob, pos)
-        end = pos + 4 + size
-        if end > len(blob):
-            return  # a torn write at the tail from a crash: everything before it is whole
-        fields = []
-        cursor = pos + 4
-        while cursor < end:
-            (n,) = _LEN.unpack_from(blob, cursor)
-            fields.append(blob[cursor + 4:cursor + 4 + n])
-            cursor += 4 + n
-        topic, key, value, count = fields[:4]
-        rest = fields[4:]
-        headers = tuple((rest[2 * i].decode(), rest[2 * i + 1]) for i in range(int(count)))
-        yield Message(topic.decode(), key or None, value, headers)
-        pos = end
+def _read(path: Path) -> list[Message]:
+    """A segment's whole frames: a torn tail from a crash is left out."""
+    records, _ = decode(path.read_bytes())
+    return [Message(r.topic, r.key, r.value, r.headers) for r in records]
 
 
 class Spool:
@@ -72,7 +39,7 @@ class Spool:
         self._lock = threading.Lock()
         segments = self._segments()
         self._bytes = sum(p.stat().st_size for p in segments)
-        self._records = sum(sum(1 for _ in decode(p.read_bytes())) for p in segments)
+        self._records = sum(len(_read(p)) for p in segments)
         self._next = int(segments[-1].stem) + 1 if segments else 0
         self._current: Path | None = None
         self.refusing = False  # the last append did not fit: unready until room is made
@@ -89,7 +56,7 @@ class Spool:
         return self._records > 0
 
     def append(self, messages: list[Message]) -> None:
-        blob = b"".join(encode(m) for m in messages)
+        blob = _frames(messages)
         with self._lock:
             if self._bytes + len(blob) > self.max_bytes:
                 self.refusing = True
@@ -112,7 +79,7 @@ class Spool:
                 return None
             if segments[0] == self._current:
                 self._current = None  # seal it: new appends start a new segment
-            return segments[0], list(decode(segments[0].read_bytes()))
+            return segments[0], _read(segments[0])
 
     def remove(self, segment: Path, records: int) -> None:
         with self._lock:

@@ -20,6 +20,10 @@ TABLES = {t.name: t.version for t in tables.TABLES if t.version is not None}
 # table -> the column retention counts from (`{ttl}` in a migration is `ts`)
 TTL_COLUMNS = {t.name: t.ttl for t in tables.TABLES if t.ttl is not None}
 TTL_COLUMN = "ts"
+# A single-copy store (chDB, one server) has only its own disk: each insert is on it (files
+# and part directory fsynced) before ingest or watch commits the bus offset past its rows, or
+# a power cut after the commit would lose rows that no replay brings back (migration 0006).
+FSYNC = "fsync_after_insert = 1, fsync_part_directory = 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +50,25 @@ def _engine(config: StoreConfig, table: str, version_column: str) -> str:
 
 
 def render(sql: str, config: StoreConfig) -> list[str]:
+    """The statements of a migration for this store. A statement naming `{fsync}` (the
+    settings below) is left out on a replicated store, whose other copies cover a lost disk."""
     on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
     settings = "index_granularity = 8192"
     if not config.replicated:
-        # lets a replayed batch with the same insert_deduplication_token be dropped
-        settings += ", non_replicated_deduplication_window = 10000"
+        # the window lets a replayed batch with the same insert_deduplication_token be dropped
+        settings += f", non_replicated_deduplication_window = 10000, {FSYNC}"
     values = {
         "db": config.database,
         "on_cluster": on_cluster,
         "ttl": f"TTL toDateTime({TTL_COLUMN}) + INTERVAL {config.retention_days} DAY",
         "retention_days": config.retention_days,
         "table_settings": settings,
+        "fsync": FSYNC,
         **{f"engine_{t}": _engine(config, t, v) for t, v in TABLES.items()},
     }
-    return [s.strip() for s in sql.format(**values).split(";\n") if s.strip()]
+    statements = [s.strip() for s in sql.split(";\n") if s.strip()]
+    return [s.format(**values) for s in statements
+            if not (config.replicated and "{fsync}" in s)]
 
 
 def pending(store: Store) -> list[Migration]:

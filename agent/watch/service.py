@@ -1,6 +1,7 @@
 """Watch: consumes normalised samples, runs every configured watcher over micro-batches
 (by size and wait time), stores scores and embeddings, queues flags for review and publishes
-flagged samples to wk.flagged. Offsets are committed after the insert, like ingest."""
+flagged samples to wk.flagged. Offsets are committed after the insert, like ingest, and a
+replayed stretch is stored without duplicates (replay.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from watchkeeper.agent.bus import (
     dead_letter,
 )
 from watchkeeper.agent.bus.flagged import Flag, FlaggedSample
-from watchkeeper.agent.bus.samples import samples_in, unpack
+from watchkeeper.agent.bus.samples import REPLAYED_HEADER, samples_in, unpack
 from watchkeeper.agent.config import WatchConfig
 from watchkeeper.agent.lifecycle import LoopService
 from watchkeeper.agent.store.client import Store
@@ -35,7 +36,7 @@ from watchkeeper.agent.store.tables import (
     FlagRow,
     ScoreRow,
 )
-from watchkeeper.agent.watch import scoring
+from watchkeeper.agent.watch import replay, scoring
 from watchkeeper.agent.watch.loading import load_watcher, thresholds_for
 from watchkeeper.collectors.normalise import Sample
 from watchkeeper.detectors.watchers import (
@@ -70,7 +71,10 @@ class WatchService(LoopService):
             for spec in config.watchers if spec.enabled]
         self.thresholds = {spec.name: thresholds_for(spec, watcher)
                            for spec, watcher in self.watchers}
-        self.consumer = bus.consumer(TOPIC_SAMPLES, config.group)
+        self.consumer = bus.consumer(TOPIC_SAMPLES, config.group, on_revoke=self._revoked)
+        self._held: list[Record] = []  # read, not yet stored
+        # records of a pass that failed part-way: some of their rows may be stored
+        self._unsure: set[tuple[str, int, int]] = set()
         self.scored_samples = 0
         self.flagged_samples = 0
 
@@ -95,40 +99,46 @@ class WatchService(LoopService):
     def step(self, wait: bool = True) -> int:
         """Gather about batch_max samples, waiting at most batch_wait_ms, then score them (a
         message holds up to 64 samples, so a turn may take a message's worth more)."""
-        records: list[Record] = []
-        held = 0
         # an idle consumer waits half a second per turn, so a stop is seen promptly
         deadline = time.monotonic() + max(self.config.batch_wait_ms / 1000, 0.05)
         if not wait:
             deadline = time.monotonic()
-        while held < self.config.batch_max:
+        while (held := sum(samples_in(r.value) for r in self._held)) < self.config.batch_max:
             left = deadline - time.monotonic()
-            if left <= 0 and (records or not wait):
+            if left <= 0 and (self._held or not wait):
                 break
             got = self.consumer.poll(self.config.batch_max - held, max(min(left, 0.5), 0.05))
-            records += got
-            held += sum(samples_in(r.value) for r in got)
+            self._held += got  # after poll: a rebalance inside it may have trimmed _held
             if left <= 0:
                 break
+        records, self._held = self._held, []
         if records:
             self._process(records)
         return len(records)
 
+    def _revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        """Called from inside poll: drop what is held from partitions that went to another
+        consumer, which reads them again from the last commit."""
+        lost = set(partitions)
+        self._held = [r for r in self._held if (r.topic, r.partition) not in lost]
+        self._unsure = {u for u in self._unsure if u[:2] not in lost}
+
     def _process(self, records: list[Record]) -> None:
-        samples: list[Sample] = []
-        for record in records:
-            for line in unpack(record.value):
-                try:
-                    samples.append(Sample.model_validate_json(line))
-                except ValueError as exc:  # only this line is set aside, not its neighbours
-                    dead_letter(self.bus, record, exc, value=line).result(PUBLISH_TIMEOUT_S)
-        by_id = {str(s.sample_id): s for s in samples}
-        scores, vectors, flags = self._score(samples, by_id)
-        self.store.insert_rows(SCORES, scores)
-        self.store.insert_rows(EMBEDDINGS, vectors)
-        self.store.insert_rows(FLAGS, flags)
-        self._publish_flagged(flags, by_id)
-        self.scored_samples += len(samples)
+        """Score and store the records' samples, publish the flagged ones, then commit. A pass
+        that fails is held to be retried with the next step, every row of it checked."""
+        try:
+            by_id, replayed = self._read(records)
+            scores, vectors, flags = self._score(list(by_id.values()), by_id)
+            replay.insert_new(self.store, SCORES, scores, replayed)
+            replay.insert_new(self.store, EMBEDDINGS, vectors, replayed)
+            replay.insert_new(self.store, FLAGS, flags, replayed)
+            self._publish_flagged(flags, by_id)
+        except Exception:
+            self._held = records + self._held
+            self._unsure |= {(r.topic, r.partition, r.offset) for r in records}
+            raise
+        self._unsure.clear()
+        self.scored_samples += len(by_id)
         offsets: dict[TopicPartition, int] = {}
         for record in records:
             tp = (record.topic, record.partition)
@@ -137,6 +147,28 @@ class WatchService(LoopService):
             self.consumer.commit(offsets)
         except BusError as exc:
             log.warning("offset commit failed", extra={"error": str(exc)})
+
+    def _read(self, records: list[Record]) -> tuple[dict[str, Sample], set[uuid.UUID]]:
+        """The samples by id, and the ids of those an earlier pass may have stored: read from
+        below their partition's replay horizon, part of a pass that failed, or sent again by
+        ingest after its own replay (the wk-replayed header)."""
+        horizon = self.consumer.replay_horizon()
+        by_id: dict[str, Sample] = {}
+        replayed: set[uuid.UUID] = set()
+        for record in records:
+            unsure = (record.offset < horizon.get((record.topic, record.partition), 0)
+                      or (record.topic, record.partition, record.offset) in self._unsure
+                      or record.header(REPLAYED_HEADER[0]) is not None)
+            for line in unpack(record.value):
+                try:
+                    sample = Sample.model_validate_json(line)
+                except ValueError as exc:  # only this line is set aside, not its neighbours
+                    dead_letter(self.bus, record, exc, value=line).result(PUBLISH_TIMEOUT_S)
+                    continue
+                by_id[str(sample.sample_id)] = sample
+                if unsure:
+                    replayed.add(sample.sample_id)
+        return by_id, replayed
 
     def _score(self, samples: Sequence[Sample], by_id: dict[str, Sample]
                ) -> tuple[list[ScoreRow], list[EmbeddingRow], list[FlagRow]]:

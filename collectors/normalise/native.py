@@ -39,12 +39,17 @@ except ImportError:  # not built here: the Python path serves alone
     _compiled = None
 
 # The columns of PreparedSample.row_binary, in order: the Sample model's fields (the samples
-# table's row model, agent/store/tables.py). A build that writes another list is not used: its
-# rows would land in the wrong columns.
-if _compiled is not None and tuple(_compiled.SAMPLE_COLUMNS) != tuple(Sample.model_fields):
-    log.warning("watchkeeper-native writes other sample columns than this version's model; "
-                "rebuild it (pip install ./native). Ingest takes the Python path meanwhile.",
-                extra={"compiled": list(_compiled.SAMPLE_COLUMNS)})
+# table's row model, agent/store/tables.py); and the fields of each sample decode_traces
+# returns. A build that writes other lists is not used: its rows would land in the wrong
+# columns, or its samples not unpack.
+SAMPLE_FIELDS = ("trace_id", "span_id", "sample_id", "ts_us", "line", "row_binary", "index",
+                 "has_content")
+if _compiled is not None and (
+        tuple(_compiled.SAMPLE_COLUMNS) != tuple(Sample.model_fields)
+        or tuple(getattr(_compiled, "SAMPLE_FIELDS", ())) != SAMPLE_FIELDS):
+    log.warning("watchkeeper-native writes other sample columns or fields than this version "
+                "reads; rebuild it (pip install ./native). Ingest takes the Python path "
+                "meanwhile.", extra={"compiled": list(_compiled.SAMPLE_COLUMNS)})
     _compiled = None
 
 
@@ -127,6 +132,7 @@ class PreparedSample:
     row_binary: bytes  # the same row in ClickHouse's RowBinary: the faster insert
     message: bytes  # the wk.spans message the span came in
     index: int  # its position among the message's spans
+    has_content: bool  # content on the span: the join window need not wait for log records
 
     def view(self) -> otlp.SpanView:
         request = ExportTraceServiceRequest.FromString(self.message)
@@ -153,8 +159,9 @@ def decode_traces(messages: list[bytes], options: NormaliseOptions,
             for message, result in zip(messages, results, strict=True)]
 
 
-def _decoded(message: bytes, samples: list[tuple[str, str, str, int, bytes, bytes, int]],
+def _decoded(message: bytes, samples: list[tuple[str, str, str, int, bytes, bytes, int, bool]],
              span_rows: list[bytes], deferred: list[int]) -> Decoded:
-    prepared = [PreparedSample(trace_id, span_id, sample_id, ts_us, line, binary, message, index)
-                for trace_id, span_id, sample_id, ts_us, line, binary, index in samples]
+    prepared = [PreparedSample(trace_id, span_id, sample_id, ts_us, line, binary, message, index,
+                               content)
+                for trace_id, span_id, sample_id, ts_us, line, binary, index, content in samples]
     return Decoded(prepared, span_rows, frozenset(deferred))

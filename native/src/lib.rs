@@ -51,7 +51,8 @@ pub fn decode(data: &[u8], options: &Options, rules: &rules::Rules) -> Option<De
     Some((samples, spans, deferred))
 }
 
-type PySample<'py> = (String, String, String, i64, Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize);
+type PySample<'py> =
+    (String, String, String, i64, Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize, bool);
 type PyDecoded<'py> = (Vec<PySample<'py>>, Vec<Bound<'py, PyBytes>>, Vec<usize>);
 
 fn to_python(py: Python<'_>, decoded: Decoded) -> PyDecoded<'_> {
@@ -60,7 +61,8 @@ fn to_python(py: Python<'_>, decoded: Decoded) -> PyDecoded<'_> {
         .into_iter()
         .map(|(i, s)| {
             let line = PyBytes::new(py, s.line.as_bytes());
-            (s.trace_id, s.span_id, s.sample_id, s.ts_us, line, PyBytes::new(py, &s.row_binary), i)
+            let binary = PyBytes::new(py, &s.row_binary);
+            (s.trace_id, s.span_id, s.sample_id, s.ts_us, line, binary, i, s.has_content)
         })
         .collect();
     let spans = spans.into_iter().map(|line| PyBytes::new(py, line.as_bytes())).collect();
@@ -80,10 +82,13 @@ impl Rules {
     }
 }
 
+/// The fields of each sample `decode_traces` returns, in order (Python checks them).
+const SAMPLE_FIELDS: [&str; 8] =
+    ["trace_id", "span_id", "sample_id", "ts_us", "line", "row_binary", "index", "has_content"];
+
 /// Every message of a poll at once, on all cores and without the GIL. Each result is
-/// ([(trace_id, span_id, sample_id, ts_us, line, row_binary, index)], [span row],
-/// [deferred index]), or
-/// None for a message that does not decode.
+/// ([sample: SAMPLE_FIELDS], [span row], [deferred index]), or None for a message that does
+/// not decode.
 #[pyfunction]
 #[pyo3(signature = (messages, hash_user_ids, user_id_salt, rules))]
 fn decode_traces<'py>(
@@ -105,6 +110,7 @@ fn decode_traces<'py>(
 #[pymodule]
 fn watchkeeper_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SAMPLE_COLUMNS", row::SAMPLE_COLUMNS.to_vec())?;
+    m.add("SAMPLE_FIELDS", SAMPLE_FIELDS.to_vec())?;
     m.add_class::<Rules>()?;
     m.add_function(wrap_pyfunction!(decode_traces, m)?)
 }

@@ -24,6 +24,8 @@ pub struct SampleRow {
     pub ts_us: i64,
     pub line: String,
     pub row_binary: Vec<u8>,
+    /// Whether the span carries its content (the join window need not wait for log records).
+    pub has_content: bool,
 }
 
 pub enum Outcome {
@@ -240,6 +242,7 @@ fn sample<'a>(span: &'a Span, attrs: &[(&'a str, Value<'a>)], ctx: &Ctx<'a>) -> 
         trace_id: fields.trace_id,
         span_id: fields.span_id,
         ts_us,
+        has_content,
     })
 }
 
