@@ -12,6 +12,7 @@ import json
 import os
 import random
 import struct
+import threading
 import time
 import zlib
 from collections import Counter
@@ -603,3 +604,29 @@ class TestOneAgent:
         _still_storing(shared_agent, "after-fuzz")
 
 
+
+
+def test_a_slow_to_redact_export_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """A value that costs redaction seconds (a MiB of digits and spaces, each run a phone
+    candidate) is worked on off the event loop: a small export sent after it is answered
+    first, and both are stored."""
+    heavy = ExportTraceServiceRequest.FromString(chat_request(1, "heavy"))
+    span = heavy.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add(key="tool.output").value.string_value = "1 " * 500_000
+    done: dict[str, float] = {}
+
+    def send(tag: str, body: bytes) -> None:
+        response = httpx.post(f"{agent.http_endpoint}/v1/traces", content=body, timeout=120,
+                              headers={"Content-Type": PROTOBUF})
+        assert response.status_code == 200, response.text
+        done[tag] = time.monotonic()
+
+    with running_agent(tmp_path / "wk") as agent:
+        slow = threading.Thread(target=send, args=("heavy", heavy.SerializeToString()))
+        slow.start()
+        time.sleep(0.5)  # the heavy export is being redacted
+        send("light", chat_request(1, "light"))
+        slow.join(120)
+        assert done["light"] < done["heavy"], "the small export waited for the large one"
+        assert agent.wait_for(SAMPLES_OF % "heavy", 1) == 1
+        assert agent.wait_for(SAMPLES_OF % "light", 1) == 1

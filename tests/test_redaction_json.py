@@ -111,3 +111,13 @@ def test_keys_and_nested_json() -> None:
 def test_text_that_only_looks_like_json_is_plain_text() -> None:
     assert REDACTOR.redact('[not json] mail ann@x.org {') == (
         "[not json] mail [REDACTED:email] {", 1)
+
+
+def test_json_nested_past_the_parsers_depth_is_redacted_as_plain_text() -> None:
+    """A hostile value nested deeper than the JSON parser goes neither fails the export nor
+    keeps what it hides."""
+    redactor = Redactor(RedactionConfig())
+    for value in ("[" * 200_000 + "]" * 200_000,
+                  '{"a":' * 50_000 + '"x.y@example.com"' + "}" * 50_000):
+        text, _ = redactor.redact(value)
+        assert "x.y@example.com" not in text

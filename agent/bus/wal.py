@@ -21,7 +21,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,10 +283,6 @@ class WriteAheadLog:
             _sync_directory(self.directory)
             self._report()
         return freed
-
-    def segments(self) -> Iterator[Path]:
-        with self._cond:
-            yield from (s.path for s in list(self._segments))
 
     def _report(self) -> None:
         metrics.WAL_BYTES.set(self._bytes)

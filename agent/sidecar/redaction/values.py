@@ -137,7 +137,7 @@ def _is_json(value: str) -> bool:
         return False
     try:
         json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth: plain text
         return False
     return True
 
