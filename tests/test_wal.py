@@ -210,3 +210,18 @@ def test_consumers_committing_at_once_leave_the_newest_offsets(tmp_path: Path) -
     assert errors == []
     committed = json.loads((tmp_path / "offsets.json").read_text())
     assert committed == {TOPIC_SPANS: {"ingest": 500}, TOPIC_SAMPLES: {"watch": 500}}
+
+
+def test_an_unreadable_offsets_file_replays_the_log_instead_of_refusing_to_start(
+        tmp_path: Path) -> None:
+    bus = EmbeddedBus(tmp_path, SMALL)
+    consumer = bus.consumer(TOPIC_SPANS, "ingest")
+    _publish(bus, 10)
+    consumer.commit({(TOPIC_SPANS, 0): 5})
+    bus.close()
+    (tmp_path / "offsets.json").write_bytes(b"\x00garbage")
+    again = EmbeddedBus(tmp_path, SMALL)
+    consumer = again.consumer(TOPIC_SPANS, "ingest")
+    assert consumer.replay_horizon() == {(TOPIC_SPANS, 0): 10}  # all of it is checked
+    assert len(consumer.poll(100, 1)) == 10
+    again.close()

@@ -110,8 +110,12 @@ class EmbeddedBus:
         """Rebuild the topics from the log and the committed offsets."""
         assert self._offsets_path is not None
         committed: dict[str, dict[str, int]] = {}
-        if self._offsets_path.exists():
-            committed = json.loads(self._offsets_path.read_text())
+        try:
+            committed = json.loads(self._offsets_path.read_text()) \
+                if self._offsets_path.exists() else {}
+        except (OSError, ValueError) as exc:  # read all of the log again: the guards dedup
+            log.warning("offsets file unreadable, replaying the whole log",
+                        extra={"path": str(self._offsets_path), "error": str(exc)})
         for name, groups in committed.items():
             self._topic(name).committed.update(groups)
         for record in recovered:
