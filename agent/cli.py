@@ -220,8 +220,9 @@ def reaches_store(command: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="watchkeeper", description=__doc__)
-    root.add_argument("--config", type=Path, default=None,
-                      help="YAML config file (env WATCHKEEPER_* and flags override it)")
+    root.add_argument("--config", default=None,
+                      help="YAML config file, or env:NAME for YAML in a variable "
+                           "(env WATCHKEEPER_* and flags override it)")
     sub = root.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="run sidecar + ingest + API in one process (embedded default)")
@@ -361,6 +362,17 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--token", help="sidecar token, if it requires one")
     demo.set_defaults(func=cmd_demo)
 
+    injector = sub.add_parser("injector", help="the sidecar injector: a mutating admission "
+                                               "webhook for Kubernetes (docs/deploy.md)")
+    injector.add_argument("--port", type=int, default=8443)
+    injector.add_argument("--host", default="0.0.0.0")
+    injector.add_argument("--tls-cert", type=Path, required=True, help="PEM certificate chain")
+    injector.add_argument("--tls-key", type=Path, required=True, help="PEM private key")
+    injector.add_argument("--template", type=Path,
+                          default=Path("/etc/watchkeeper/injector/template.yaml"),
+                          help="what to inject, as the Helm chart renders it")
+    injector.set_defaults(func=cmd_injector)
+
     dashboards = sub.add_parser("dashboards", help="Grafana dashboards: export, check, push")
     boards = dashboards.add_subparsers(dest="action", required=True)
     out = boards.add_parser("export", help="dashboard JSON + Grafana provisioning files")
@@ -383,7 +395,22 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def cmd_injector(args: argparse.Namespace) -> int:
+    from watchkeeper.agent import logs
+    from watchkeeper.agent.inject.server import InjectorOptions, serve
+    from watchkeeper.agent.inject.template import load_template
+
+    settings = _settings(args)
+    logs.configure(settings.log_level, settings.log_format)
+    options = InjectorOptions(template=load_template(args.template), tls_cert=args.tls_cert,
+                              tls_key=args.tls_key, host=args.host, port=args.port)
+    asyncio.run(serve(options))
+    return 0
+
+
 def _port_flags(command: str) -> str:
+    if command == "injector":
+        return "--port"
     flags = ["--api-port (api.port)"]
     if command in ("up", "sidecar"):
         flags += ["--otlp-http-port (sidecar.otlp_http_port)",

@@ -1,12 +1,14 @@
-"""The one configuration model: YAML file, then `WATCHKEEPER_*` environment variables (nested
-with `__`, e.g. WATCHKEEPER_SIDECAR__OTLP_HTTP_PORT), then command-line flags. A bad value
-fails at start naming the field and the reason.
+"""The one configuration model: YAML (a file, or `env:NAME` for the text of an environment
+variable, as the OpenTelemetry Collector's `--config=env:NAME`), then `WATCHKEEPER_*`
+environment variables (nested with `__`, e.g. WATCHKEEPER_SIDECAR__OTLP_HTTP_PORT), then
+command-line flags. A bad value fails at start naming the field and the reason.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -25,9 +27,9 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from watchkeeper.agent.jobs import DetectorJob
@@ -427,7 +429,7 @@ class ApiConfig(Section):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WATCHKEEPER_", env_nested_delimiter="__",
                                       extra="forbid")
-    config_file: ClassVar[Path | None] = None
+    config_data: ClassVar[dict[str, Any] | None] = None
 
     data_dir: Path = Path(".watchkeeper")
     bus: str = "embedded://"
@@ -473,8 +475,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
-        if cls.config_file is not None:
-            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=cls.config_file),)
+        if cls.config_data is not None:
+            sources += (InitSettingsSource(settings_cls, init_kwargs=cls.config_data),)
         return sources
 
 
@@ -493,16 +495,39 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Flags given on the command line (overrides) win over env, env over the file."""
-    if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"config file {config_file}: not found")
-        try:
-            yaml.safe_load(config_file.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {config_file}: not valid YAML: {exc}") from exc
-    Settings.config_file = config_file
+ENV_CONFIG = "env:"
+
+
+def read_config(config: str | Path) -> dict[str, Any]:
+    """The YAML mapping of a config file, or of `env:NAME`'s variable (how an injected sidecar
+    gets its config: a pod cannot mount a ConfigMap of another namespace)."""
+    text = str(config)
+    if text.startswith(ENV_CONFIG):
+        name = text.removeprefix(ENV_CONFIG)
+        where = f"config {text}"
+        if name not in os.environ:
+            raise ConfigError(f"{where}: the variable {name} is not set")
+        source = os.environ[name]
+    else:
+        where = f"config file {config}"
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"{where}: not found")
+        source = path.read_text()
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Flags given on the command line (overrides) win over env, env over the config."""
+    Settings.config_data = read_config(config) if config is not None else None
     try:
         return _nested(Settings, overrides)
     except ValidationError as exc:
@@ -510,7 +535,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except OSError as exc:  # a *_file secret that cannot be read
         raise ConfigError(f"{exc.filename}: {exc.strerror}") from None
     finally:
-        Settings.config_file = None
+        Settings.config_data = None
 
 
 def _nested(cls: type[Settings], overrides: dict[str, Any]) -> Settings:

@@ -44,3 +44,6 @@ WAL_SYNC_SECONDS = Histogram("wk_bus_wal_sync_seconds", "time of one write-ahead
                              buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1))
 WAL_CUT_BYTES = Counter("wk_bus_wal_cut_bytes_total", "bytes of torn or corrupt write-ahead "
                         "log tails cut at start (a crash mid-write)")
+
+INJECTOR_REVIEWS = Counter("wk_injector_reviews_total", "pod admission reviews answered, by "
+                           "result: injected, unchanged, denied, bad_request", ["result"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import pytest
 
 from helpers import KafkaBroker, RunningAgent, running_agent
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture
@@ -40,3 +44,22 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(f"no Kafka broker: {exc}")
     yield broker.address
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """The helm binary of scripts/helm (built once from the Go module proxy); skips, or fails
+    under CI, when it cannot be had."""
+    try:
+        proc = subprocess.run([str(ROOT / "scripts" / "helm")], capture_output=True, text=True,
+                              timeout=1100, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        reason = f"scripts/helm could not run: {exc}"
+    else:
+        path = proc.stdout.strip()
+        if proc.returncode == 0 and path and Path(path).is_file():
+            return path
+        reason = f"scripts/helm found no helm (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    if IN_CI:
+        pytest.fail(f"CI needs helm: {reason}")
+    pytest.skip(reason)

@@ -45,8 +45,10 @@ CHART = ROOT / "helm" / "watchkeeper"
 RELEASE = "wk"
 NAMESPACE = "llm-prod"
 KUBE_VERSION = "1.30.0"
-# The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
-VALIDATE_VERSIONS = ("1.25", kubernetes_validate.latest_version())
+# The first version with native sidecars (the default) and the newest schemas
+# kubernetes-validate ships; with sidecar.native=false, the chart's kubeVersion floor too.
+VALIDATE_VERSIONS = ("1.29", kubernetes_validate.latest_version())
+FLOOR_VERSION = "1.25"
 
 # The first build of helm takes minutes (CI builds it before the tests).
 pytestmark = pytest.mark.timeout(1200)
@@ -122,6 +124,9 @@ EXAMPLE_APP = {"exampleApp": {"enabled": True}, "ingest": {"enabled": False},
                "watch": {"enabled": False}, "schedule": {"enabled": False},
                "migrate": {"enabled": False}}
 
+PLAIN_SIDECAR = {"sidecar": {"native": False}, "exampleApp": {"enabled": True},
+                 "injector": {"enabled": True}}
+
 HOSTPATH_MODELS = {"watch": {"models": {"enabled": True, "hostPath": "/mnt/models"},
                              "device": "cuda:1", "precision": "fp16"},
                    "api": {"port": 9090}, "sidecar": {"otlpHttpPort": 14318}}
@@ -141,29 +146,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "existing-secrets": EXISTING_SECRETS,
     "example-app": EXAMPLE_APP,
     "hostpath-models": HOSTPATH_MODELS,
+    "plain-sidecar": PLAIN_SIDECAR,
 }
 
 
 # -- helm ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    """The helm binary of scripts/helm; skips (fails under CI) when it cannot be had."""
-    script = ROOT / "scripts" / "helm"
-    try:
-        proc = subprocess.run([str(script)], capture_output=True, text=True, timeout=1100,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        reason = f"scripts/helm could not run: {exc}"
-    else:
-        path = proc.stdout.strip()
-        if proc.returncode == 0 and path and Path(path).is_file():
-            return path
-        reason = f"scripts/helm found no helm (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    if IN_CI:
-        pytest.fail(f"CI needs helm: {reason}")
-    pytest.skip(reason)
-
 
 def _run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120,
@@ -214,10 +201,12 @@ def pod_specs(docs: list[Doc]) -> Iterator[tuple[Doc, Doc]]:
 
 
 def watchkeeper_containers(docs: list[Doc]) -> Iterator[tuple[Doc, Doc, Doc]]:
-    """(workload, pod spec, container) for each container that runs `watchkeeper --config`."""
+    """(workload, pod spec, container) for each container (a native sidecar among the init
+    containers included) that runs `watchkeeper --config` with the agent's config and API;
+    the injector, a webhook with neither, has tests of its own."""
     for workload, spec in pod_specs(docs):
-        for container in spec["containers"]:
-            if container.get("command") == ["watchkeeper"]:
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            if container.get("command") == ["watchkeeper"] and "injector" not in container["args"]:
                 yield workload, spec, container
 
 
@@ -365,7 +354,8 @@ def test_every_manifest_is_valid_kubernetes(rendered: dict[str, list[Doc]], name
         assert key not in seen, f"{key} rendered twice"
         seen.add(key)
         assert len(doc["metadata"]["name"]) <= 63
-        for version in VALIDATE_VERSIONS:
+        versions = VALIDATE_VERSIONS + ((FLOOR_VERSION,) if name == "plain-sidecar" else ())
+        for version in versions:
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
@@ -532,7 +522,8 @@ def _keys(tree: Any) -> Iterator[str]:
 
 def test_existing_secrets_are_referenced_not_created(rendered: dict[str, list[Doc]]) -> None:
     docs = rendered["existing-secrets"]
-    assert by_kind(docs, "Secret") == []
+    # (the injector's serving certificate is the chart's own, generated: a TLS Secret)
+    assert [s for s in by_kind(docs, "Secret") if s["type"] != "kubernetes.io/tls"] == []
     referenced = set()
     for _, spec in pod_specs(docs):
         for volume in spec.get("volumes", []):
@@ -552,8 +543,10 @@ def test_sidecar_takes_its_token_from_a_secret(rendered: dict[str, list[Doc]], n
     docs = rendered[name]
     deployment = one(docs, "Deployment", full("example-app"))
     spec = deployment["spec"]["template"]["spec"]
-    containers = {c["name"]: c for c in spec["containers"]}
+    containers = {c["name"]: c for c in spec.get("initContainers", []) + spec["containers"]}
     sidecar, app = containers["watchkeeper-sidecar"], containers["app"]
+    # A native sidecar (the default): an init container that keeps running.
+    assert sidecar in spec["initContainers"] and sidecar["restartPolicy"] == "Always"
     env = {e["name"]: e for e in sidecar["env"]}
     token_file = env["WATCHKEEPER_SIDECAR__TOKEN_FILE"]["value"]
     assert "valueFrom" not in env["WATCHKEEPER_SIDECAR__TOKEN_FILE"]
@@ -606,6 +599,10 @@ def test_probes_hit_the_api_port(rendered: dict[str, list[Doc]], name: str) -> N
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "api"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "api"}
         assert container["startupProbe"]["httpGet"]["port"] == "api"
+        # A native sidecar's startup gates the app's containers: it waits for readiness.
+        native = container.get("restartPolicy") == "Always"
+        assert container["startupProbe"]["httpGet"]["path"] == ("/readyz" if native
+                                                                 else "/healthz")
     assert found
     assert config_of(docs)["api"] == {"host": "0.0.0.0", "port": api_port}
 
@@ -967,9 +964,11 @@ def test_schema_knows_the_agent_config() -> None:
     assert set(fields) == set(config)
 
 
-def test_sidecar_template_in_an_app_chart(helm: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_sidecar_template_in_an_app_chart(helm: str, tmp_path: Path, native: bool) -> None:
     """The pattern of docs/deploy.md: an app chart with this chart as a dependency (sidecar
-    only) includes the sidecar container and volumes in its own Deployment."""
+    only) includes the sidecar container and volumes in its own Deployment: under
+    initContainers as a native sidecar, or under containers for older clusters."""
     app = tmp_path / "llm-app"
     (app / "templates").mkdir(parents=True)
     shutil.copytree(CHART, app / "charts" / "watchkeeper")
@@ -979,6 +978,7 @@ def test_sidecar_template_in_an_app_chart(helm: str, tmp_path: Path) -> None:
     (app / "values.yaml").write_text(yaml.safe_dump({"watchkeeper": {
         "ingest": {"enabled": False}, "watch": {"enabled": False},
         "schedule": {"enabled": False}, "migrate": {"enabled": False},
+        "injector": {"enabled": False}, "sidecar": {"native": native},
         "grafana": {"datasource": {"enabled": False}, "dashboards": {"enabled": False}},
         "kafka": {"bootstrapServers": ["kafka.shared:9092"]}}}))
     (app / "templates" / "deployment.yaml").write_text(APP_DEPLOYMENT)
@@ -988,10 +988,16 @@ def test_sidecar_template_in_an_app_chart(helm: str, tmp_path: Path) -> None:
                      ("Secret", full("")), ("ServiceAccount", full(""))]
     deployment = one(docs, "Deployment", "llm-app")
     spec = deployment["spec"]["template"]["spec"]
-    assert [c["name"] for c in spec["containers"]] == ["vllm", "watchkeeper-sidecar"]
-    for version in VALIDATE_VERSIONS:
+    if native:
+        assert [c["name"] for c in spec["containers"]] == ["vllm"]
+        (sidecar,) = spec["initContainers"]
+        assert sidecar["restartPolicy"] == "Always"
+    else:
+        assert [c["name"] for c in spec["containers"]] == ["vllm", "watchkeeper-sidecar"]
+        assert "initContainers" not in spec
+        sidecar = spec["containers"][1]
+    for version in VALIDATE_VERSIONS + (() if native else (FLOOR_VERSION,)):
         kubernetes_validate.validate(deployment, version, strict=True)
-    sidecar = spec["containers"][1]
     # The app pod sets no security context: the sidecar's own keeps it non-root.
     assert sidecar["securityContext"]["runAsNonRoot"] is True
     assert sidecar["securityContext"]["runAsUser"] == 10001
@@ -1019,12 +1025,154 @@ spec:
     metadata:
       labels: {app: llm-app}
     spec:
+      {{- if .Values.watchkeeper.sidecar.native }}
+      initContainers:
+        {{- include "watchkeeper.sidecarContainer" $wk | nindent 8 }}
+      {{- end }}
       containers:
         - name: vllm
           image: vllm/vllm-openai:latest
           env:
             {{- include "watchkeeper.appEnv" $wk | nindent 12 }}
+        {{- if not .Values.watchkeeper.sidecar.native }}
         {{- include "watchkeeper.sidecarContainer" $wk | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "watchkeeper.sidecarVolumes" $wk | nindent 8 }}
 """
+
+
+# -- the sidecar injector ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["default", "everything", "plain-sidecar"])
+def test_injector_template_makes_valid_pods_whose_sidecar_loads_its_config(
+        rendered: dict[str, list[Doc]], name: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the chart tells the injector to add, added to a pod by the injector's own code:
+    the pod is valid Kubernetes, and the sidecar's config (from its variable) loads with the
+    agent's own load_settings, on loopback, so it needs no token from another namespace."""
+    from watchkeeper.agent.inject.mutate import Scope, review
+    from watchkeeper.agent.inject.template import load_template
+
+    docs = rendered[name]
+    template_file = tmp_path / "template.yaml"
+    template_file.write_text(one(docs, "ConfigMap", full("injector"))["data"]["template.yaml"])
+    template = load_template(template_file)
+    assert template.native is (name != "plain-sidecar")
+    app_pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "chat", "annotations": {"watchkeeper.io/inject": "true"}},
+               "spec": {"containers": [{"name": "chat", "image": "chat:1"}]}}
+    answer = review({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                     "request": {"uid": "1", "kind": {"kind": "Pod"}, "object": app_pod}},
+                    template, Scope.POD)["response"]
+    import jsonpatch
+    patched = jsonpatch.apply_patch(app_pod, json.loads(base64.b64decode(answer["patch"])))
+    for version in VALIDATE_VERSIONS + ((FLOOR_VERSION,) if not template.native else ()):
+        kubernetes_validate.validate(patched, version, strict=True)
+    containers = patched["spec"].get("initContainers", []) + patched["spec"]["containers"]
+    sidecar = next(c for c in containers if c["name"] == "watchkeeper-sidecar")
+    for variable in [n for n in os.environ if n.startswith("WATCHKEEPER_")]:
+        monkeypatch.delenv(variable)
+    for env in sidecar["env"]:
+        if "valueFrom" in env:  # a Secret of the app's own namespace, never of the chart's
+            ref = env["valueFrom"]["secretKeyRef"]
+            assert (ref["name"], ref["key"]) == ("watchkeeper-kafka", "kafka-sasl-password")
+            monkeypatch.setenv(env["name"], "from-the-app-namespace")
+        else:
+            monkeypatch.setenv(env["name"], env["value"])
+    args = cli_parser().parse_args(sidecar["args"])
+    assert args.command == "sidecar" and args.config == "env:WATCHKEEPER_CONFIG_YAML"
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    assert settings.sidecar.host == settings.api.host == "127.0.0.1"
+    require_token(settings.sidecar.host, settings.sidecar.token, "sidecar")
+    require_token(settings.api.host, settings.api.token, "api")
+    assert settings.bus == config_of(docs)["bus"]
+    assert settings.sidecar.redaction == Settings().sidecar.redaction.model_validate(
+        config_of(docs)["sidecar"]["redaction"])
+    if name == "everything":
+        assert settings.kafka.sasl_password is not None
+        assert settings.sidecar.sampling.ratio == 0.5
+    # Probes run inside the container, against the loopback API.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        command = " ".join(sidecar[probe]["exec"]["command"])
+        assert f"127.0.0.1:{settings.api.port}/readyz" in command
+    volumes = {v["name"] for v in patched["spec"]["volumes"]}
+    assert {m["name"] for m in sidecar["volumeMounts"]} <= volumes
+
+
+def test_injector_is_registered_so_that_it_never_blocks_a_deploy(
+        rendered: dict[str, list[Doc]]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    docs = rendered["default"]
+    webhook = one(docs, "MutatingWebhookConfiguration", full("injector"))
+    pods, namespaces = webhook["webhooks"]
+    secret = one(docs, "Secret", full("injector-tls"))
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    host = f"{full('injector')}.{NAMESPACE}.svc"
+    assert host in names.get_values_for_type(x509.DNSName)
+    for hook, path in ((pods, "/mutate"), (namespaces, "/mutate/namespace")):
+        assert hook["failurePolicy"] == "Ignore" and hook["sideEffects"] == "None"
+        assert hook["admissionReviewVersions"] == ["v1"]
+        assert 1 <= hook["timeoutSeconds"] <= 30
+        assert hook["clientConfig"]["service"] == {"name": full("injector"),
+                                                   "namespace": NAMESPACE, "path": path,
+                                                   "port": 443}
+        assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca.public_bytes(Encoding.PEM)
+        assert hook["rules"] == [{"operations": ["CREATE"], "apiGroups": [""],
+                                  "apiVersions": ["v1"], "resources": ["pods"],
+                                  "scope": "Namespaced"}]
+        assert {"key": "app.kubernetes.io/part-of", "operator": "NotIn",
+                "values": ["watchkeeper"]} in hook["objectSelector"]["matchExpressions"]
+    # The two webhooks never both see one pod: labelled namespaces go to the second only.
+    assert pods["namespaceSelector"]["matchExpressions"][0]["values"] == ["enabled", "disabled"]
+    assert namespaces["namespaceSelector"]["matchExpressions"][0] == {
+        "key": "watchkeeper.io/inject", "operator": "In", "values": ["enabled"]}
+    deployment = one(docs, "Deployment", full("injector"))
+    assert deployment["spec"]["replicas"] == 2
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "watchkeeper"  # never injects itself
+    pdb = one(docs, "PodDisruptionBudget", full("injector"))
+    assert pdb["spec"]["minAvailable"] == 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = cli_parser().parse_args(container["args"])
+    assert args.command == "injector"
+    files = mounted_files(docs, deployment["spec"]["template"]["spec"], container)
+    assert str(args.tls_cert) in files and str(args.tls_key) in files
+    assert str(args.template) in files
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    service = one(docs, "Service", full("injector"))
+    assert service["spec"]["ports"][0]["port"] == 443
+
+
+def test_injector_certificate_from_cert_manager_when_the_cluster_has_it(
+        helm: str, tmp_path: Path) -> None:
+    proc = _run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+                     "--kube-version", KUBE_VERSION, "--api-versions", "cert-manager.io/v1")
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    certificate = one(docs, "Certificate", full("injector"))
+    assert certificate["spec"]["secretName"] == full("injector-tls")
+    assert one(docs, "Issuer", full("injector"))["spec"] == {"selfSigned": {}}
+    assert not [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == full("injector-tls")]
+    webhook = one(docs, "MutatingWebhookConfiguration", full("injector"))
+    assert webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+        f"{NAMESPACE}/{full('injector')}"
+    assert all("caBundle" not in hook["clientConfig"] for hook in webhook["webhooks"])
+    # forced off, the chart's own certificate is used even where cert-manager is served
+    proc = _run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+                     "--api-versions", "cert-manager.io/v1", "--set",
+                     "injector.tls.certManager=false")
+    assert proc.returncode == 0 and "kind: Certificate" not in proc.stdout
+
+
+def test_native_sidecar_needs_kubernetes_1_29(helm: str) -> None:
+    old = ("template", RELEASE, str(CHART), "--kube-version", "1.28.0")
+    proc = _run_helm(helm, *old)
+    assert proc.returncode != 0
+    assert "sidecar.native needs Kubernetes 1.29 or newer" in proc.stderr
+    assert _run_helm(helm, *old, "--set", "sidecar.native=false").returncode == 0

@@ -214,10 +214,13 @@ file; nothing when none is. Pass (dict "root" $ "secrets" (list "apiToken" …))
   value: "1"
 {{- end }}
 
-{{/* /readyz readiness, /healthz liveness and startup, on the API port. Pass (dict "startupS" N). */}}
+{{/*
+/readyz readiness, /healthz liveness and startup, on the API port. Pass (dict "startupS" N);
+"startupPath" /readyz for a native sidecar, whose startup gates the app's containers.
+*/}}
 {{- define "watchkeeper.probes" -}}
 startupProbe:
-  httpGet: {path: /healthz, port: api}
+  httpGet: {path: {{ .startupPath | default "/healthz" }}, port: api}
   periodSeconds: 5
   failureThreshold: {{ div (.startupS | default 300) 5 }}
 readinessProbe:
@@ -323,6 +326,9 @@ The sidecar container, to put next to an LLM app's container. The pod needs the 
 - name: watchkeeper-sidecar
   image: {{ include "watchkeeper.image" (dict "root" . "image" $v.sidecar.image) | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
+  {{- if $v.sidecar.native }}
+  restartPolicy: Always
+  {{- end }}
   command: [watchkeeper]
   args:
     - --config
@@ -350,7 +356,7 @@ The sidecar container, to put next to an LLM app's container. The pod needs the 
     {{- with $v.sidecar.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- include "watchkeeper.probes" (dict "startupS" 60) | nindent 2 }}
+  {{- include "watchkeeper.probes" (dict "startupS" 60 "startupPath" (ternary "/readyz" "/healthz" $v.sidecar.native)) | nindent 2 }}
   resources:
     {{- toYaml $v.sidecar.resources | nindent 4 }}
   securityContext:
@@ -386,6 +392,67 @@ these (endpoint over loopback, and the token from the Secret as a bearer header)
 - name: OTEL_EXPORTER_OTLP_HEADERS
   value: "Authorization=Bearer%20$(WATCHKEEPER_TOKEN)"
 {{- end }}
+{{- end }}
+
+{{/*
+What the injector adds to a pod (agent/inject/template.py reads it): the sidecar of the values
+above, but for a pod of any namespace, which can mount no ConfigMap or Secret of this one. So
+its config travels in a variable (`--config env:...`), it listens on the pod's loopback only
+(no token needed there), its probes run inside the container, and the only secret, Kafka's
+SASL password when there is one, comes from a Secret of the app's namespace.
+*/}}
+{{- define "watchkeeper.injectionTemplate" -}}
+{{- $v := .Values }}
+{{- $config := pick (include "watchkeeper.config" . | fromYaml) "bus" "data_dir" "log_level" "log_format" "sidecar" "api" "kafka" "wal" }}
+{{- $_ := set $config.sidecar "host" "127.0.0.1" }}
+{{- $_ := set $config "api" (dict "host" "127.0.0.1" "port" ($v.api.port | int)) }}
+{{- $probe := printf "import urllib.request as r; r.urlopen('http://127.0.0.1:%d/readyz', timeout=2)" ($v.api.port | int) }}
+{{- $exec := dict "exec" (dict "command" (list "python" "-I" "-S" "-c" $probe)) }}
+native: {{ $v.sidecar.native }}
+otlp_http_port: {{ $v.sidecar.otlpHttpPort | int }}
+otlp_grpc_port: {{ $v.sidecar.otlpGrpcPort | int }}
+protocol: {{ $v.injector.protocol }}
+container:
+  name: watchkeeper-sidecar
+  image: {{ include "watchkeeper.image" (dict "root" . "image" $v.sidecar.image) | quote }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  command: [watchkeeper]
+  args: [--config, "env:WATCHKEEPER_CONFIG_YAML", sidecar, --data-dir, {{ include "watchkeeper.dataDir" . }}]
+  env:
+    - name: WATCHKEEPER_CONFIG_YAML
+      value: {{ toYaml $config | quote }}
+    {{- include "watchkeeper.commonEnv" . | nindent 4 }}
+    {{- if $v.kafka.sasl.mechanism }}
+    - name: WATCHKEEPER_KAFKA__SASL_PASSWORD
+      valueFrom:
+        secretKeyRef: {name: {{ $v.injector.kafkaSaslPasswordSecret.name }}, key: {{ $v.injector.kafkaSaslPasswordSecret.key }}}
+    {{- end }}
+    {{- with $v.sidecar.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  startupProbe:
+    {{- toYaml (merge (dict "periodSeconds" 2 "failureThreshold" 30 "timeoutSeconds" 3) $exec) | nindent 4 }}
+  readinessProbe:
+    {{- toYaml (merge (dict "periodSeconds" 10 "failureThreshold" 3 "timeoutSeconds" 3) $exec) | nindent 4 }}
+  livenessProbe:
+    {{- toYaml (merge (dict "periodSeconds" 20 "failureThreshold" 3 "timeoutSeconds" 5) $exec) | nindent 4 }}
+  resources:
+    {{- toYaml $v.sidecar.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $v.securityContext | nindent 4 }}
+  volumeMounts:
+    - {name: watchkeeper-data, mountPath: {{ include "watchkeeper.dataDir" . }}}
+    - {name: watchkeeper-tmp, mountPath: /tmp}
+volumes:
+  - name: watchkeeper-data
+    emptyDir:
+      {{- with $v.sidecar.spool.medium }}
+      medium: {{ . }}
+      {{- end }}
+      sizeLimit: {{ $v.sidecar.spool.sizeLimit }}
+  - name: watchkeeper-tmp
+    emptyDir:
+      sizeLimit: 64Mi
 {{- end }}
 
 {{/* The secrets a sidecar reads: never the ClickHouse password (it lives in every app pod). */}}
