@@ -34,6 +34,8 @@ SAMPLE_FILTER = ("service IN (${service:singlequote}) "
                  "AND environment IN (${environment:singlequote}) "
                  "AND request_model IN (${model:singlequote})")
 SERVICE_FILTER = "service IN (${service:singlequote})"
+# The labels of the safety watchers (prompt-injection, prompt-leak): attacks on the app.
+SAFETY_LABELS = "('injection', 'leak')"
 Panel = Builder[models.Panel]
 
 
@@ -162,6 +164,25 @@ def quality(db: str) -> dashboard.Dashboard:
                 f"WHERE $__timeFilter(ts) AND {SERVICE_FILTER} "
                 "GROUP BY time, verdict ORDER BY time", "short",
                 "Thumbs up / down and scores sent with the SDK's feedback().", span=12),
+        _series("Prompt attacks and leaks by service",
+                f"SELECT $__timeInterval(ts) AS time, concat(service, ' · ', label) AS signal, "
+                f"count() AS flags {flags} AND label IN {SAFETY_LABELS} "
+                "GROUP BY time, signal ORDER BY time", "short",
+                "Prompts flagged as injection or jailbreak attempts (prompt-injection) and "
+                "answers that reveal the system instructions (prompt-leak), per service.",
+                span=12),
+        _table("Prompt attacks and leaks by user",
+               "SELECT if(s.user_id = '', '(unknown)', s.user_id) AS user, "
+               "any(f.service) AS service, countIf(f.label = 'injection') AS attacks, "
+               "countIf(f.label = 'leak') AS leaks, max(f.ts) AS last_seen, "
+               "left(argMax(s.prompt_text, f.ts), 160) AS latest_prompt "
+               f"FROM {db}.flags AS f FINAL LEFT JOIN {db}.samples AS s "
+               "ON s.sample_id = f.sample_id WHERE $__timeFilter(f.ts) "
+               f"AND f.service IN (${{service:singlequote}}) AND f.label IN {SAFETY_LABELS} "
+               "GROUP BY user ORDER BY attacks + leaks DESC, last_seen DESC LIMIT 100",
+               "Who sends the attacks (user ids as the SDK or instrumentation recorded them, "
+               "hashed when ingest.hash_user_ids is on), and the latest one.", span=12,
+               height=8),
         _table("Review queue",
                "SELECT f.ts AS time, f.service AS service, f.source AS watcher, "
                "f.label AS label, round(f.score, 3) AS score, "

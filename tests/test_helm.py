@@ -62,6 +62,7 @@ SECRET_VALUES = {
     "clickhouseReaderPassword": "ch-reader-password-5eed1e55",
     "kafkaSaslPassword": "kafka-password-d15ea5e9",
     "userIdSalt": "user-salt-8badf00d",
+    "pseudonymKey": "pseudonym-key-0ddba11",
 }
 
 EVERYTHING = {
@@ -114,6 +115,7 @@ EXISTING_SECRETS = {
         "clickhouseReaderPassword": {"existingSecret": "clickhouse-reader", "key": "password"},
         "kafkaSaslPassword": {"existingSecret": "kafka-creds", "key": "password"},
         "userIdSalt": {"existingSecret": "wk-salt", "key": "salt"},
+        "pseudonymKey": {"existingSecret": "wk-pseudonyms", "key": "hmac"},
     },
     "kafka": {"securityProtocol": "SASL_PLAINTEXT",
               "sasl": {"mechanism": "PLAIN", "username": "wk"}},
@@ -453,6 +455,8 @@ def test_every_container_loads_its_config(rendered: dict[str, list[Doc]], name: 
             if args.command == "sidecar":
                 assert settings.sidecar.token is not None
                 assert settings.sidecar.token.get_secret_value() == SECRET_VALUES["sidecarToken"]
+                key = settings.sidecar.redaction.pseudonym_key
+                assert key is not None and key.get_secret_value() == SECRET_VALUES["pseudonymKey"]
             else:
                 assert settings.store.password is not None
                 assert settings.store.password.get_secret_value() == \
@@ -535,7 +539,7 @@ def test_existing_secrets_are_referenced_not_created(rendered: dict[str, list[Do
                 if ref:
                     referenced.add(ref["name"])
     assert referenced == {"wk-sidecar", "wk-api", "clickhouse-creds", "clickhouse-reader",
-                          "kafka-creds", "wk-salt"}
+                          "kafka-creds", "wk-salt", "wk-pseudonyms"}
 
 
 @pytest.mark.parametrize("name", ["example-app", "everything", "existing-secrets"])
@@ -1076,7 +1080,8 @@ def test_injector_template_makes_valid_pods_whose_sidecar_loads_its_config(
     for env in sidecar["env"]:
         if "valueFrom" in env:  # a Secret of the app's own namespace, never of the chart's
             ref = env["valueFrom"]["secretKeyRef"]
-            assert (ref["name"], ref["key"]) == ("watchkeeper-kafka", "kafka-sasl-password")
+            assert (ref["name"], ref["key"]) in {("watchkeeper-kafka", "kafka-sasl-password"),
+                                                 ("watchkeeper-pseudonym-key", "pseudonym-key")}
             monkeypatch.setenv(env["name"], "from-the-app-namespace")
         else:
             monkeypatch.setenv(env["name"], env["value"])
@@ -1087,10 +1092,11 @@ def test_injector_template_makes_valid_pods_whose_sidecar_loads_its_config(
     require_token(settings.sidecar.host, settings.sidecar.token, "sidecar")
     require_token(settings.api.host, settings.api.token, "api")
     assert settings.bus == config_of(docs)["bus"]
-    assert settings.sidecar.redaction == Settings().sidecar.redaction.model_validate(
-        config_of(docs)["sidecar"]["redaction"])
+    assert settings.sidecar.redaction.model_copy(update={"pseudonym_key": None}) == \
+        Settings().sidecar.redaction.model_validate(config_of(docs)["sidecar"]["redaction"])
     if name == "everything":
         assert settings.kafka.sasl_password is not None
+        assert settings.sidecar.redaction.pseudonym_key is not None
         assert settings.sidecar.sampling.ratio == 0.5
     # Probes run inside the container, against the loopback API.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):

@@ -35,6 +35,9 @@ REQUIRED: dict[str, dict[str, Any]] = {"hf_classifier": {"model": "/models/class
 TODAY: dict[str, dict[str, Any]] = {
     "heuristics": {},
     "profanity": {"max_batch": 1024},
+    "prompt_leak": {"model": "all-MiniLM-L6-v2", "embeddings": True, "similarity": 0.62,
+                    "max_batch": 64, "max_length": 128, "cache_size": 256},
+    "prompt_injection": {"embeddings": "auto", "max_chars": 20000, "max_batch": 256},
     "embedding": {"model": "all-MiniLM-L6-v2", "max_batch": 64, "max_length": 128},
     "trainable_head": {"name": None, "data_dir": None, "version": "current", "max_batch": 64},
     "detoxify": {"checkpoint": None, "config_dir": None, "model_type": None,

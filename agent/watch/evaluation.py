@@ -5,7 +5,9 @@ The watcher (`--watcher NAME`) is looked up in this order:
    device and precision, its thresholds from the config);
 2. a head trained with train-watcher under `<data_dir>/watchers/NAME` (`NAME@v2` for a
    version other than the current one), with the threshold chosen at training;
-3. "profanity": the alt-profanity-check baseline, threshold 0.5 (the package's own).
+3. "profanity": the alt-profanity-check baseline, threshold 0.5 (the package's own);
+   "prompt-injection": the built-in prompt-injection watcher (kind prompt_injection, its
+   packaged model and default threshold), ready in every install.
 
 Texts are scored the way the watch service scores them (agent/watch/scoring: sorted by
 length, chunked to the watcher's max_batch, a failing sample isolated and counted). The report:
@@ -40,6 +42,8 @@ from watchkeeper.detectors.watchers import (
 )
 
 BASELINE = "profanity"
+# built-in watchers that need no config and no training: name -> kind
+BUILTINS = {"prompt-injection": "prompt_injection"}
 SCORE_CHUNK = 1024
 DEFAULT_THRESHOLD = 0.5
 
@@ -96,6 +100,12 @@ def resolve_watcher(settings: Settings, name: str) -> tuple[Watcher, dict[str, f
 
         spec = WatcherSpec(name=BASELINE, kind="profanity", options=_options(settings, {}))
         return ProfanityCheck(spec), {}, "alt-profanity-check baseline"
+    if name in BUILTINS:
+        from watchkeeper.agent.watch.loading import load_watcher
+
+        spec = WatcherSpec(name=name, kind=BUILTINS[name], field="prompt")
+        builtin = load_watcher(spec, settings.watch, settings.data_dir)
+        return builtin, {}, f"built-in {BUILTINS[name]} watcher"  # type: ignore[return-value]
     configured = ", ".join(s.name for s in settings.watch.watchers) or "none"
     heads_dir = settings.data_dir / "watchers"
     trained = sorted(p.name for p in heads_dir.iterdir() if p.is_dir()) \
@@ -103,7 +113,8 @@ def resolve_watcher(settings: Settings, name: str) -> tuple[Watcher, dict[str, f
     raise EvaluationError(
         f"--watcher {name}: not a configured watcher (configured: {configured}), not a trained "
         f"head under {heads_dir} (trained: {', '.join(trained) or 'none'}), and not "
-        f"{BASELINE!r} (the alt-profanity-check baseline)")
+        f"{BASELINE!r} (the alt-profanity-check baseline) or a built-in "
+        f"({', '.join(BUILTINS)})")
 
 
 def pick_label(watcher: Watcher, thresholds: dict[str, float], wanted: str | None) -> str:

@@ -122,12 +122,47 @@ def default_thresholds(watcher: Watcher | AsyncWatcher | Embedder) -> dict[str, 
             for label, value in (getattr(watcher, "default_thresholds", None) or {}).items()}
 
 
+SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+def system_text(sample: Any) -> str:
+    """What the application told the model and the user never sees: the sample's
+    `system_instructions`, then the text of every system or developer message in its prompt
+    that those do not already hold (the normaliser fills `system_instructions` from the system
+    messages when the span has no `gen_ai.system_instructions`, so they are not repeated)."""
+    parts: list[str] = []
+    instructions = str(getattr(sample, "system_instructions", "") or "").strip()
+    if instructions:
+        parts.append(instructions)
+    for message in getattr(sample, "input_messages", None) or []:
+        if getattr(message, "role", "") not in SYSTEM_ROLES:
+            continue
+        text = message.text().strip()
+        if text and not any(text in part for part in parts):
+            parts.append(text)
+    return "\n".join(parts)
+
+
+def tool_results(sample: Any) -> list[str]:
+    """What tools returned into the prompt (function results, retrieved documents passed as
+    tool messages): text the model reads that no user wrote, where indirect prompt injection
+    hides."""
+    return [text for message in getattr(sample, "input_messages", None) or []
+            if getattr(message, "role", "") == "tool" and (text := message.text().strip())]
+
+
 def items_for(sample: Any, field: WatchField) -> list[Item]:
     """The texts of a sample that a watcher with this field reads (empty texts are skipped,
-    except that an empty completion is itself worth scoring by quality heuristics)."""
+    except that an empty completion is itself worth scoring by quality heuristics).
+
+    Every item's `meta` carries the sample's `finish_reasons`, `status`, `output_tokens`,
+    `system` (`system_text`: the instructions the user does not see, "" when there are none),
+    which the prompt-leak watcher compares the completion with, and `tool_results`
+    (`tool_results`), which the prompt-injection watcher reads beside the prompt."""
     sample_id = str(sample.sample_id)
     meta = {"finish_reasons": list(sample.finish_reasons), "status": sample.status,
-            "output_tokens": sample.output_tokens}
+            "output_tokens": sample.output_tokens, "system": system_text(sample),
+            "tool_results": tool_results(sample)}
     prompt = Item(sample_id, "prompt", sample.prompt_text, meta=meta)
     completion = Item(sample_id, "completion", sample.completion_text, meta=meta)
     if field == "prompt":

