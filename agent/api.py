@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
 from watchkeeper.agent.lifecycle import seconds_left
 from watchkeeper.agent.review.models import FlagQuery, RecordQuery, ReviewRequest
 from watchkeeper.agent.review.queue import StoreReviews, UnknownFlags
@@ -35,7 +36,7 @@ def _json(payload: Any, status: int = 200,
 
 
 def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
-        tokens: TokenCheck) -> web.Application:
+        tokens: TokenCheck, emitter: EvaluationEmitter | None = None) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
@@ -94,7 +95,7 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         if workers is not None:
             workers.shutdown(wait=False, cancel_futures=True)
 
-    reviews = StoreReviews(store) if store is not None else None
+    reviews = StoreReviews(store, emitter) if store is not None else None
 
     async def on_reviews(request: web.Request, model: type[In],
                          call: Callable[[StoreReviews, In], BaseModel]) -> web.Response:
@@ -143,10 +144,11 @@ class ApiService:
     name = "api"
 
     def __init__(self, host: str, port: int, store: Store | None, sandbox: Sandbox | None,
-                 readiness: Readiness, tokens: TokenCheck) -> None:
+                 readiness: Readiness, tokens: TokenCheck,
+                 emitter: EvaluationEmitter | None = None) -> None:
         self.host, self.port = host, port
         self.sandbox = sandbox
-        self._app = app(store, sandbox, readiness, tokens)
+        self._app = app(store, sandbox, readiness, tokens, emitter)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:

@@ -388,6 +388,57 @@ class WatchConfig(Section):
         return value
 
 
+class EvaluationExportConfig(Section):
+    """Watchkeeper's judgments as OpenTelemetry `gen_ai.evaluation.result` log records, sent
+    over OTLP/HTTP to a collector or any OpenTelemetry backend (docs/evaluations.md)."""
+
+    endpoint: str | None = Field(None, description="OTLP/HTTP base URL, e.g. "
+                                 "http://collector:4318 (records go to <endpoint>/v1/logs); "
+                                 "unset: nothing is sent")
+    watchers: list[str] | None = Field(None, description="the watchers whose scores are sent "
+                                       "(null: every watcher; []: none)")
+    token: SecretStr | None = Field(None, description="sent as Authorization: Bearer")
+    token_file: Path | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    max_queue_size: int = Field(2048, gt=0, description="records waiting to be sent; beyond "
+                                "it the oldest are dropped, never the watch service blocked")
+    max_batch: int = Field(512, gt=0)
+    schedule_delay_ms: int = Field(1000, gt=0, description="longest wait before a batch goes")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _token(self) -> EvaluationExportConfig:
+        if self.max_batch > self.max_queue_size:
+            raise ValueError("max_batch must not exceed max_queue_size")
+        self.token = _secret_from_file(self.token, self.token_file)
+        return self
+
+    def sends(self, watcher: str) -> bool:
+        return self.endpoint is not None and (self.watchers is None or watcher in self.watchers)
+
+
+class EvaluationReceiveConfig(Section):
+    """What ingest does with the `gen_ai.evaluation.result` records applications and other
+    evaluators send (as OTLP log records, through the sidecar)."""
+
+    enabled: bool = Field(True, description="store them in `scores` (source 'event'); off: "
+                          "they are dropped like any log record that joins no span")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="evaluation name -> score at or above which the "
+        "sample is flagged for review (names without one never flag)")
+
+
+class EvaluationsConfig(Section):
+    export: EvaluationExportConfig = Field(default_factory=EvaluationExportConfig)
+    receive: EvaluationReceiveConfig = Field(default_factory=EvaluationReceiveConfig)
+
+
 class ScheduleConfig(Section):
     jobs: list[DetectorJob] = Field(default_factory=list)
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of every test")
@@ -444,6 +495,7 @@ class Settings(BaseSettings):
     wal: WalConfig = Field(default_factory=WalConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    evaluations: EvaluationsConfig = Field(default_factory=EvaluationsConfig)
 
     @field_validator("bus")
     @classmethod

@@ -47,3 +47,9 @@ WAL_CUT_BYTES = Counter("wk_bus_wal_cut_bytes_total", "bytes of torn or corrupt 
 
 INJECTOR_REVIEWS = Counter("wk_injector_reviews_total", "pod admission reviews answered, by "
                            "result: injected, unchanged, denied, bad_request", ["result"])
+EVALUATIONS_EMITTED = Counter("wk_evaluations_emitted_total", "gen_ai.evaluation.result records "
+                              "queued for the OTLP export, by source: watcher, review",
+                              ["source"])
+INGEST_EVALUATIONS = Counter("wk_ingest_evaluations_total", "gen_ai.evaluation.result records "
+                             "received: stored (in scores) or unjoined (no span named, or no "
+                             "value)", ["result"])

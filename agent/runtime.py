@@ -17,6 +17,7 @@ from watchkeeper.agent.api import ApiService
 from watchkeeper.agent.auth import TokenCheck, require_token
 from watchkeeper.agent.bus import Bus, open_bus
 from watchkeeper.agent.config import Settings
+from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
 from watchkeeper.agent.ingest.service import IngestService
 from watchkeeper.agent.lifecycle import Service
 from watchkeeper.agent.owner import clear_owner, write_owner
@@ -56,6 +57,7 @@ class Runtime:
         self.services: list[Service] = []
         self._ingest: IngestService | None = None
         self._watch: WatchService | None = None
+        self.emitter: EvaluationEmitter | None = None
 
     async def start(self) -> None:
         """Open the bus and the store, then start the services in order: the API first (it
@@ -72,8 +74,11 @@ class Runtime:
             applied = await asyncio.to_thread(migrate, self.store)
             log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
             self.sandbox = await asyncio.to_thread(Sandbox, self.store, s.query)
+        # Scores and review verdicts as OpenTelemetry evaluation events, when configured.
+        if s.evaluations.export.endpoint and (self.watch or self.store is not None):
+            self.emitter = EvaluationEmitter(s.evaluations.export)
         api = ApiService(s.api.host, s.api.port, self.store, self.sandbox, self.readiness,
-                         TokenCheck(s.api.token))
+                         TokenCheck(s.api.token), emitter=self.emitter)
         self.services.append(api)
         if self.schedule:
             assert self.store is not None
@@ -81,11 +86,12 @@ class Runtime:
         if self.watch:
             assert self.store is not None
             self._watch = await asyncio.to_thread(WatchService, self.bus, self.store, s.watch,
-                                                    s.data_dir)
+                                                    s.data_dir, emitter=self.emitter,
+                                                    export=s.evaluations.export)
             self.services.append(self._watch)
         if self.ingest:
             assert self.store is not None
-            self._ingest = IngestService(self.bus, self.store, s.ingest)
+            self._ingest = IngestService(self.bus, self.store, s.ingest, s.evaluations.receive)
             self.services.append(self._ingest)
         sidecar = SidecarService(s, self.bus) if self.sidecar else None
         if sidecar is not None:
@@ -123,6 +129,8 @@ class Runtime:
             await service.drain(deadline)
         for service in reversed(self.services):
             await service.stop()
+        if self.emitter is not None:  # what the services queued goes out before exit
+            await asyncio.to_thread(self.emitter.close)
         if self.bus is not None:
             self.bus.close()
         if self.store is not None:

@@ -1,7 +1,7 @@
 """Getting data into Watchkeeper: the app-side SDK, the OTLP receivers and the normaliser.
 
 The SDK entry points are re-exported here (`watchkeeper.collectors.instrument`, `llm_call`,
-`feedback`, `conversation`) but loaded on first use, so processes that only need the
+`feedback`, `evaluation`, `conversation`) but loaded on first use, so processes that only need the
 normaliser or the receivers (the sidecar, ingest) never pay for the SDK's imports.
 """
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         conversation,
         current_call,
         current_conversation,
+        evaluation,
         feedback,
         instrument,
         llm_call,
@@ -30,6 +31,7 @@ __all__ = [
     "conversation",
     "current_call",
     "current_conversation",
+    "evaluation",
     "feedback",
     "instrument",
     "llm_call",

@@ -22,7 +22,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import SIGNAL_HEADER, Bus, Record, TopicPartition, dead_letter
+from watchkeeper.agent.config import EvaluationReceiveConfig
+from watchkeeper.agent.evaluations import events
 from watchkeeper.agent.store import rows
+from watchkeeper.agent.store.tables import FlagRow, ScoreRow
 from watchkeeper.collectors.normalise import (
     NormaliseOptions,
     Sample,
@@ -88,12 +91,17 @@ class Decoded:
     logs: list[tuple[otlp.LogView, Ref]] = field(default_factory=list)  # for the join window
     span_rows: list[bytes] = field(default_factory=list)  # `spans` rows (JSON lines)
     feedback_rows: list[bytes] = field(default_factory=list)  # `user_feedback` rows
+    # gen_ai.evaluation.result records received: `scores` rows, and the flags they raise
+    scores: list[ScoreRow] = field(default_factory=list)
+    flags: list[FlagRow] = field(default_factory=list)
 
 
 class Decoder:
-    def __init__(self, bus: Bus, options: NormaliseOptions, use_native: bool) -> None:
+    def __init__(self, bus: Bus, options: NormaliseOptions, use_native: bool,
+                 evaluations: EvaluationReceiveConfig | None = None) -> None:
         self.bus = bus  # for dead letters
         self.options = options
+        self.evaluations = evaluations or EvaluationReceiveConfig()
         self.native = use_native and native.AVAILABLE
         self._messages = {signal: metrics.INGEST_MESSAGES.labels(signal)
                           for signal in ("traces", "logs")}
@@ -135,7 +143,10 @@ class Decoder:
             if is_logs:
                 logs_request = ExportLogsServiceRequest.FromString(record.value)
                 for item in otlp.logs(logs_request):
-                    out.logs.append((item, ref))
+                    if self.evaluations.enabled and events.is_evaluation(item):
+                        self._take_evaluation(item, out)
+                    else:
+                        out.logs.append((item, ref))
                 return True
             deferred = None  # the positions of spans the compiled path left to Python; all
             if compiled is not None:
@@ -164,6 +175,15 @@ class Decoder:
                                                     bool(sample.source)), ref))
         else:
             out.span_rows.append(rows.json_row(to_span_record(span)))
+
+    def _take_evaluation(self, log: otlp.LogView, out: Decoded) -> None:
+        taken = events.from_log(log, self.evaluations)
+        metrics.INGEST_EVALUATIONS.labels("stored" if taken else "unjoined").inc()
+        if taken is not None:
+            score, flag = taken
+            out.scores.append(score)
+            if flag is not None:
+                out.flags.append(flag)
 
     def _dead_letter(self, record: Record, exc: Exception) -> None:
         metrics.INGEST_DEAD_LETTERS.inc()

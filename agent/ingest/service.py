@@ -30,7 +30,7 @@ from typing import Any, TypeVar, cast
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import TOPIC_SPANS, Bus, Consumer, Record, TopicPartition
-from watchkeeper.agent.config import IngestConfig
+from watchkeeper.agent.config import EvaluationReceiveConfig, IngestConfig
 from watchkeeper.agent.ingest.decode import Decoder
 from watchkeeper.agent.ingest.joiner import Joiner
 from watchkeeper.agent.ingest.offsets import OffsetTracker
@@ -70,11 +70,13 @@ DECODE_CHUNK = 1000  # messages decoded at once by the compiled path
 class IngestService(LoopService):
     name = "ingest"
 
-    def __init__(self, bus: Bus, store: Store, config: IngestConfig) -> None:
+    def __init__(self, bus: Bus, store: Store, config: IngestConfig,
+                 evaluations: EvaluationReceiveConfig | None = None) -> None:
         self.config = config
         options = NormaliseOptions(hash_user_ids=config.hash_user_ids,
                                    user_id_salt=config.user_id_salt.get_secret_value())
-        self.decoder = Decoder(bus, options, use_native=config.native != "off")
+        self.decoder = Decoder(bus, options, use_native=config.native != "off",
+                               evaluations=evaluations)
         self.joiner = Joiner(config.join_window_s)
         self.writer = Writer(bus, store)
         self.offsets = OffsetTracker(bus, TOPIC_SPANS, config.group, on_revoke=self._drop)
@@ -159,6 +161,7 @@ class IngestService(LoopService):
         for item, ref in decoded.logs:  # after the spans: a log finds its span, or waits for it
             add_log(item, ref, now)
         self.writer.add_rows(decoded.span_rows, decoded.feedback_rows)
+        self.writer.add_evaluations(decoded.scores, decoded.flags)
         self.offsets.read(chunk)
 
     @_collector_paused

@@ -1,4 +1,5 @@
-"""Write: batches of rows into ClickHouse (samples, spans, user_feedback), then wk.samples.
+"""Write: batches of rows into ClickHouse (samples, spans, user_feedback, and the scores and
+flags of evaluation events received), then wk.samples.
 
 Why a part of its own: storing is ingest's slow half, and the part that must not store a
 sample twice. A batch is stored on a writer thread while the reading thread decodes the next
@@ -30,7 +31,16 @@ from watchkeeper.agent.bus.samples import REPLAYED_HEADER, pack
 from watchkeeper.agent.ingest.decode import EPOCH, PUBLISH_TIMEOUT_S, SampleRow
 from watchkeeper.agent.store import replay
 from watchkeeper.agent.store.client import Store
-from watchkeeper.agent.store.tables import SAMPLES, SPANS, USER_FEEDBACK, Table
+from watchkeeper.agent.store.tables import (
+    FLAGS,
+    SAMPLES,
+    SCORES,
+    SPANS,
+    USER_FEEDBACK,
+    FlagRow,
+    ScoreRow,
+    Table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +52,11 @@ class _Batch:
     maybe_stored: set[str] = field(default_factory=set)  # sample ids the replay guard checks
     spans: list[bytes] = field(default_factory=list)  # JSON rows (rows.json_row)
     feedback: list[bytes] = field(default_factory=list)
+    scores: list[ScoreRow] = field(default_factory=list)
+    flags: list[FlagRow] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.samples) + len(self.spans) + len(self.feedback)
+        return len(self.samples) + len(self.spans) + len(self.feedback) + len(self.scores)
 
     def absorb(self, newer: _Batch) -> None:
         self.samples.update(newer.samples)
@@ -52,6 +64,8 @@ class _Batch:
         self.maybe_stored |= newer.maybe_stored
         self.spans += newer.spans
         self.feedback += newer.feedback
+        self.scores += newer.scores
+        self.flags += newer.flags
 
 
 @dataclass(slots=True)
@@ -86,6 +100,10 @@ class Writer:
     def add_rows(self, spans: list[bytes], feedback: list[bytes]) -> None:
         self._batch.spans += spans
         self._batch.feedback += feedback
+
+    def add_evaluations(self, scores: list[ScoreRow], flags: list[FlagRow]) -> None:
+        self._batch.scores += scores
+        self._batch.flags += flags
 
     def drop(self, partitions: set[TopicPartition]) -> int:
         """Forget the samples of the batch being filled that came from these partitions (their
@@ -139,6 +157,8 @@ class Writer:
                      row_binary=True)
         self._insert(SPANS, batch.spans)
         self._insert(USER_FEEDBACK, batch.feedback)
+        self._insert_rows(SCORES, batch.scores)
+        self._insert_rows(FLAGS, batch.flags)
         deliveries = [self.bus.publish(TOPIC_SAMPLES, message)
                       for message in pack([row.line for row in samples])]
         # Stored before a crash, and perhaps never published: out again, marked as such.
@@ -146,6 +166,12 @@ class Writer:
                        for message in pack(earlier)]
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)
+
+    def _insert_rows(self, table: Table[Any], models: list[Any]) -> None:
+        """Rows of a table's model (the few that evaluation events bring)."""
+        if models:
+            self.store.insert_rows(table, models)
+            metrics.INGEST_ROWS.labels(table.name).inc(len(models))
 
     def _already_stored(self, batch: _Batch) -> set[str]:
         """The replay guard: which of the batch's maybe-stored samples `samples` holds."""

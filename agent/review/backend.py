@@ -57,15 +57,20 @@ def open_reviews(settings: Settings, api: str | None = None,
     if owner is not None:
         yield ApiReviews(owner)
         return
+    from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
     from watchkeeper.agent.review.queue import StoreReviews
     from watchkeeper.agent.store.migrate import migrate, pending
 
     store = open_store(settings)
+    emitter = (EvaluationEmitter(settings.evaluations.export)
+               if settings.evaluations.export.endpoint else None)
     try:
         if pending(store):
             migrate(store)
-        yield StoreReviews(store)
+        yield StoreReviews(store, emitter)
     finally:
+        if emitter is not None:  # the verdicts' events go out before the command exits
+            emitter.close()
         store.close()
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
+from watchkeeper.agent.evaluations.events import from_review
 from watchkeeper.agent.review.models import (
     Flag,
     FlagList,
@@ -37,9 +39,10 @@ class UnknownFlags(LookupError):
 
 
 class StoreReviews:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, emitter: EvaluationEmitter | None = None) -> None:
         self.store = store
         self.db = store.database
+        self.emitter = emitter  # verdicts also go out as evaluation events, once stored
 
     def flags(self, query: FlagQuery) -> FlagList:
         """Newest flags first, with excerpts of their samples and every score of them."""
@@ -69,13 +72,27 @@ class StoreReviews:
         if unknown:
             raise UnknownFlags(f"no such flag: {', '.join(unknown)}")
         ts = datetime.now(UTC)
-        self.store.insert_rows(REVIEWS, [
-            ReviewRow(flag_id=i, sample_id=found[i]["sample_id"], verdict=request.verdict,
-                      label=found[i]["label"], reviewer=request.reviewer, note=request.note,
-                      ts=ts)
-            for i in ids])
+        rows = [ReviewRow(flag_id=i, sample_id=found[i]["sample_id"], verdict=request.verdict,
+                          label=found[i]["label"], reviewer=request.reviewer,
+                          note=request.note, ts=ts)
+                for i in ids]
+        self.store.insert_rows(REVIEWS, rows)
+        if self.emitter is not None:
+            self._emit(rows)
         return ReviewResult(reviewed=ids, verdict=request.verdict, reviewer=request.reviewer,
                             ts=ts)
+
+    def _emit(self, rows: list[ReviewRow]) -> None:
+        """Verdicts on flags of samples (not detector alerts) as evaluation events of the
+        samples' spans."""
+        assert self.emitter is not None
+        ids = [r.sample_id for r in rows if r.sample_id is not None]
+        spans = {row["sample_id"]: (row["trace_id"], row["span_id"]) for row in self.store.query(
+            f"SELECT sample_id, any(trace_id) AS trace_id, any(span_id) AS span_id "
+            f"FROM {self.db}.{SAMPLES.name} WHERE sample_id IN {{ids:Array(UUID)}} "
+            "GROUP BY sample_id", {"ids": ids}).records()} if ids else {}
+        self.emitter.emit([from_review(row, *spans[row.sample_id]) for row in rows
+                           if row.sample_id in spans], "review")
 
     def records(self, query: RecordQuery) -> RecordPage:
         """One page of flags on samples, in flag_id order, with the whole sample."""

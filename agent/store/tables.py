@@ -45,6 +45,9 @@ class ScoreRow:
     threshold: float | None
     latency_ms: float
     error: str
+    source: str = "watcher"  # or "event": a gen_ai.evaluation.result someone sent
+    evaluator_type: str = ""  # an event's gen_ai.evaluation.evaluator.type
+    explanation: str = ""  # an event's gen_ai.evaluation.explanation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +74,14 @@ class FlagRow:
     label: str
     field: str  # prompt, completion, pair; '' for detector alerts
     score: float
+
+
+FLAG_NAMESPACE = uuid.UUID("5d0f1a52-8c1e-4a55-b0f8-3f4f5a8e2c71")
+
+
+def flag_id(sample_id: str, source: str, label: str, field: str) -> uuid.UUID:
+    """Stable per (sample, source, label, field): re-scoring never queues a sample twice."""
+    return uuid.uuid5(FLAG_NAMESPACE, f"{sample_id}:{source}:{label}:{field}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

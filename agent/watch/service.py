@@ -25,7 +25,9 @@ from watchkeeper.agent.bus import (
 )
 from watchkeeper.agent.bus.flagged import Flag, FlaggedSample
 from watchkeeper.agent.bus.samples import REPLAYED_HEADER, samples_in, unpack
-from watchkeeper.agent.config import WatchConfig
+from watchkeeper.agent.config import EvaluationExportConfig, WatchConfig
+from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
+from watchkeeper.agent.evaluations.events import from_score
 from watchkeeper.agent.lifecycle import LoopService
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.tables import (
@@ -35,6 +37,7 @@ from watchkeeper.agent.store.tables import (
     EmbeddingRow,
     FlagRow,
     ScoreRow,
+    flag_id,
 )
 from watchkeeper.agent.watch import replay, scoring
 from watchkeeper.agent.watch.loading import load_watcher, thresholds_for
@@ -49,22 +52,22 @@ from watchkeeper.detectors.watchers import (
 )
 
 log = logging.getLogger(__name__)
-FLAG_NAMESPACE = uuid.UUID("5d0f1a52-8c1e-4a55-b0f8-3f4f5a8e2c71")
 PUBLISH_TIMEOUT_S = 30.0
-
-
-def flag_id(sample_id: str, source: str, label: str, field: str) -> uuid.UUID:
-    """Stable per (sample, watcher, label, field): re-scoring never queues a sample twice."""
-    return uuid.uuid5(FLAG_NAMESPACE, f"{sample_id}:{source}:{label}:{field}")
 
 
 class WatchService(LoopService):
     name = "watch"
 
-    def __init__(self, bus: Bus, store: Store, config: WatchConfig, data_dir: Path) -> None:
+    def __init__(self, bus: Bus, store: Store, config: WatchConfig, data_dir: Path, *,
+                 emitter: EvaluationEmitter | None = None,
+                 export: EvaluationExportConfig | None = None) -> None:
         self.bus = bus
         self.store = store
         self.config = config
+        # scores also go out as gen_ai.evaluation.result records, once stored (the emitter is
+        # the process's: whoever made it closes it)
+        self.emitter = emitter
+        self.export = export or EvaluationExportConfig()
         # Built before consuming anything: a watcher that cannot load stops the start.
         self.watchers: list[tuple[WatcherSpec, Watcher | AsyncWatcher | Embedder]] = [
             (spec, load_watcher(spec, config, data_dir))
@@ -133,6 +136,7 @@ class WatchService(LoopService):
             replay.insert_new(self.store, EMBEDDINGS, vectors, replayed)
             replay.insert_new(self.store, FLAGS, flags, replayed)
             self._publish_flagged(flags, by_id)
+            self._emit(scores, by_id)
         except Exception:
             self._held = records + self._held
             self._unsure |= {(r.topic, r.partition, r.offset) for r in records}
@@ -221,6 +225,25 @@ class WatchService(LoopService):
             metrics.WATCH_SECONDS.labels(watcher.name).observe(time.perf_counter() - started)
             metrics.WATCH_ITEMS.labels(watcher.name).inc(len(items))
         return scores, vectors, flags
+
+    def _emit(self, scores: list[ScoreRow], by_id: dict[str, Sample]) -> None:
+        """Stored scores as evaluation events of their samples' spans (at least once: a pass
+        replayed after a crash sends its events again)."""
+        if self.emitter is None:
+            return
+        kinds = {watcher.name: spec.kind for spec, watcher in self.watchers}
+        results = []
+        for row in scores:
+            if not self.export.sends(row.watcher):
+                continue
+            sample = by_id[str(row.sample_id)]
+            try:
+                results.append(from_score(row, sample.trace_id, sample.span_id,
+                                          kinds.get(row.watcher, "")))
+            except ValueError as exc:  # ids no span of OpenTelemetry's could have
+                log.warning("score not sent as an evaluation event",
+                            extra={"sample_id": str(row.sample_id), "error": str(exc)})
+        self.emitter.emit(results, "watcher")
 
     def _publish_flagged(self, flags: list[FlagRow], by_id: dict[str, Sample]) -> None:
         """One wk.flagged message per flagged sample (bus/flagged.py has the contract)."""

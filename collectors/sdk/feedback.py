@@ -10,14 +10,14 @@ Feedback often arrives in a later request, even another process: the hex ids are
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Literal
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 
 from . import semconv
 from .context import current_conversation
+from .targets import judged_call
 from .tracing import current
 
 Thumbs = Literal["up", "down"]
@@ -50,7 +50,7 @@ def feedback(
     own and still names the target trace in its attributes.
     Raises ValueError on arguments that would record nothing useful.
     """
-    target = _target(trace_id, span_id, call)
+    target = judged_call(trace_id, span_id, call, "feedback")
     value = _score(score, thumbs)
     if comment is not None and not isinstance(comment, str):
         raise ValueError("feedback: comment must be a string")
@@ -77,52 +77,6 @@ def feedback(
     )
     span.end()
     return span.get_span_context()
-
-
-def _target(trace_id: str | None, span_id: str | None, call: Any) -> SpanContext:
-    """The judged call's span context; its span id is 0 when only the trace is known."""
-    if call is not None:
-        if trace_id is not None or span_id is not None:
-            raise ValueError("feedback: pass either call or trace_id/span_id, not both")
-        context = _context_of(call)
-        if not context.is_valid:
-            raise ValueError("feedback: the call has no valid span context (was it traced?)")
-        return context
-    if trace_id is None:
-        if span_id is not None:
-            raise ValueError("feedback: span_id needs the trace_id it belongs to")
-        raise ValueError("feedback: say which call it is about: call=... or trace_id=...")
-    return SpanContext(
-        trace_id=_hex_id(trace_id, 32, "trace_id"),
-        span_id=_hex_id(span_id, 16, "span_id") if span_id is not None else 0,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-    )
-
-
-def _context_of(call: Any) -> SpanContext:
-    if isinstance(call, SpanContext):
-        return call
-    if isinstance(call, trace.Span):
-        return call.get_span_context()
-    try:
-        context = call.span_context  # LLMCall, GenAISpan
-    except RuntimeError as exc:
-        raise ValueError(f"feedback: {exc}") from exc
-    except AttributeError:
-        context = None
-    if not isinstance(context, SpanContext):
-        raise ValueError("feedback: call must be an llm_call, a Span or a SpanContext, "
-                         f"not {type(call).__name__}")
-    return context
-
-
-def _hex_id(value: str, digits: int, name: str) -> int:
-    text = value.strip().lower() if isinstance(value, str) else ""
-    number = int(text, 16) if re.fullmatch(f"[0-9a-f]{{{digits}}}", text) else 0
-    if number == 0:
-        raise ValueError(f"feedback: {name} must be {digits} hex digits, not all zero: {value!r}")
-    return number
 
 
 def _score(score: float | None, thumbs: str | None) -> float:

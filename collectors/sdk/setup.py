@@ -2,9 +2,10 @@
 
 It builds an OpenTelemetry TracerProvider that batches spans in the background and sends
 them with the stock OTLP exporter to the sidecar, makes it the global provider, and patches
-the openai client. The model call never waits for telemetry: spans go into a bounded queue
-that a worker thread drains, and a sidecar that is down costs dropped spans (after the
-exporter's retries), never an exception or a delay in the app.
+the openai client; a LoggerProvider beside it sends the app's own evaluations
+(`evaluation()`) the same way. The model call never waits for telemetry: spans go into a
+bounded queue that a worker thread drains, and a sidecar that is down costs dropped spans
+(after the exporter's retries), never an exception or a delay in the app.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -31,6 +34,7 @@ OtlpProtocol = Literal["http/protobuf", "grpc"]
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 DEFAULT_GRPC_ENDPOINT = "http://127.0.0.1:4317"
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 
 _lock = threading.Lock()
 _current: Instrumentation | None = None
@@ -39,8 +43,10 @@ _current: Instrumentation | None = None
 class Instrumentation:
     """What `instrument()` set up, and the handles to take it down again."""
 
-    def __init__(self, tracer_provider: TracerProvider, settings: tracing.Settings) -> None:
+    def __init__(self, tracer_provider: TracerProvider, settings: tracing.Settings,
+                 logger_provider: LoggerProvider) -> None:
         self.tracer_provider = tracer_provider
+        self.logger_provider = logger_provider
         self._settings = settings
         self._closed = False
 
@@ -55,7 +61,8 @@ class Instrumentation:
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export what is queued now (e.g. before a serverless function freezes)."""
-        return self.tracer_provider.force_flush(timeout_millis)
+        spans = self.tracer_provider.force_flush(timeout_millis)
+        return self.logger_provider.force_flush(timeout_millis) and spans
 
     def uninstrument(self) -> None:
         """Restore the original openai methods; `llm_call` and `feedback` keep working."""
@@ -77,6 +84,7 @@ class Instrumentation:
         self.uninstrument()
         tracing.deactivate(self._settings)
         self.tracer_provider.shutdown()
+        self.logger_provider.shutdown()
 
     def __enter__(self) -> Instrumentation:
         return self
@@ -102,6 +110,7 @@ def instrument(
     instrument_openai: bool = True,
     set_global: bool = True,
     span_processor: SpanProcessor | None = None,
+    log_processor: LogRecordProcessor | None = None,
 ) -> Instrumentation:
     """Send this app's GenAI spans to Watchkeeper; returns handles to flush and undo it.
 
@@ -109,7 +118,8 @@ def instrument(
     dials host:port (plaintext for http:// and bare host:port, TLS for https://; the default
     endpoint moves to port 4317). `token` is sent as `Authorization: Bearer <token>`.
     `capture_content=False` keeps prompts and completions out of spans. `span_processor`
-    replaces the OTLP batch pipeline: a seam for tests and for sending spans elsewhere.
+    replaces the OTLP batch pipeline: a seam for tests and for sending spans elsewhere;
+    `log_processor` does the same for the evaluation events of `evaluation()`.
 
     Calling it again while an instrumentation is active returns that one unchanged (and
     never wraps openai twice); call `.shutdown()` first to reconfigure.
@@ -127,22 +137,26 @@ def instrument(
             if instrument_openai:
                 patch_openai()
             return _current
-        provider = TracerProvider(
-            resource=_resource(service_name, environment, resource_attributes)
-        )
+        resource = _resource(service_name, environment, resource_attributes)
+        provider = TracerProvider(resource=resource)
         provider.add_span_processor(
             span_processor or BatchSpanProcessor(_exporter(endpoint, protocol, token))
+        )
+        logger_provider = LoggerProvider(resource=resource)
+        logger_provider.add_log_record_processor(
+            log_processor or BatchLogRecordProcessor(_log_exporter(endpoint, protocol, token))
         )
         if set_global:
             _set_global(provider)
         settings = tracing.Settings(
             tracer=provider.get_tracer(tracing.SCOPE_NAME, tracing.SCOPE_VERSION),
             capture_content=capture_content,
+            logger=logger_provider.get_logger(tracing.SCOPE_NAME, tracing.SCOPE_VERSION),
         )
         tracing.activate(settings)
         if instrument_openai and not patch_openai():
             logger.info("watchkeeper: openai is not installed; use llm_call for model calls")
-        _current = Instrumentation(provider, settings)
+        _current = Instrumentation(provider, settings, logger_provider)
         return _current
 
 
@@ -176,10 +190,34 @@ def _exporter(endpoint: str, protocol: OtlpProtocol, token: str | None) -> SpanE
         OTLPSpanExporter as GrpcExporter,
     )
 
+    host, insecure = _grpc_target(endpoint)
+    return GrpcExporter(endpoint=host, insecure=insecure, headers=headers)
+
+
+def _log_exporter(endpoint: str, protocol: OtlpProtocol, token: str | None
+                  ) -> LogRecordExporter:
+    headers = {"authorization": f"Bearer {token}"} if token else None
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+            OTLPLogExporter as HttpExporter,
+        )
+
+        base = endpoint.rstrip("/").removesuffix(TRACES_PATH)
+        return HttpExporter(endpoint=base + LOGS_PATH, headers=headers)
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+        OTLPLogExporter as GrpcExporter,
+    )
+
+    host, insecure = _grpc_target(endpoint)
+    return GrpcExporter(endpoint=host, insecure=insecure, headers=headers)
+
+
+def _grpc_target(endpoint: str) -> tuple[str, bool]:
+    """host:port to dial, and whether in plaintext (http:// and bare host:port)."""
     if endpoint == DEFAULT_ENDPOINT:
         endpoint = DEFAULT_GRPC_ENDPOINT
     url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-    return GrpcExporter(endpoint=url.netloc, insecure=url.scheme != "https", headers=headers)
+    return url.netloc, url.scheme != "https"
 
 
 def traces_url(endpoint: str) -> str:

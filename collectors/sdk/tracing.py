@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from opentelemetry import trace
+from opentelemetry._logs import Logger
 
 SCOPE_NAME = "watchkeeper.collectors.sdk"
 try:
@@ -27,6 +28,8 @@ class Settings:
 
     tracer: trace.Tracer
     capture_content: bool = True
+    # where evaluation events go (log records); None until instrument() made a LoggerProvider
+    logger: Logger | None = None
 
 
 # A ProxyTracer until a global provider is set, then that provider's tracer.
