@@ -176,7 +176,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         request = ReviewRequest(flag_ids=args.flag_ids,
                                 verdict="confirmed" if args.action == "confirm" else "rejected",
                                 reviewer=args.reviewer or getpass.getuser(),
-                                note=args.note or "")
+                                note=args.note or "",
+                                correction=getattr(args, "correction", None) or "")
     return review(_settings(args, **{"store.url": args.store_url}), request,
                   api=args.api, token=args.token)
 
@@ -326,6 +327,9 @@ def parser() -> argparse.ArgumentParser:
         verdict.add_argument("flag_ids", nargs="+", metavar="FLAG_ID")
         verdict.add_argument("--reviewer", help="default: the current user")
         verdict.add_argument("--note")
+        if action == "confirm":
+            verdict.add_argument("--correction", help="the answer the model should have given "
+                                 "(exported as a preference pair: --format dpo)")
         reaches_store(verdict)
     review.set_defaults(func=cmd_review)
 
@@ -335,8 +339,10 @@ def parser() -> argparse.ArgumentParser:
                         default="confirmed", help="flagged = every flag, reviewed or not")
     export.add_argument("--source", help="e.g. watcher:toxic")
     export.add_argument("--since", help="a duration back from now (7d) or an ISO date/time")
-    export.add_argument("--format", choices=("jsonl", "csv", "chat", "parquet"),
-                        default="jsonl", help="chat = OpenAI fine-tuning JSONL; csv = "
+    export.add_argument("--format", choices=("jsonl", "csv", "chat", "dpo", "dpo-trl", "parquet"),
+                        default="jsonl", help="chat = OpenAI fine-tuning JSONL; dpo = OpenAI "
+                        "preference fine-tuning JSONL (the correction preferred over the flagged "
+                        "answer), dpo-trl = the same pairs as TRL's prompt/chosen/rejected; csv = "
                         "text,label for train-watcher; parquet = the csv columns + messages")
     reaches_store(export)
     export.set_defaults(func=cmd_export)

@@ -423,6 +423,20 @@ class EvaluationExportConfig(Section):
         return self.endpoint is not None and (self.watchers is None or watcher in self.watchers)
 
 
+class AlertRulesConfig(Section):
+    """Thresholds of the Grafana alert rules `watchkeeper dashboards export` writes
+    (docs/dashboards.md): each rule fires when its value stays past the threshold for
+    `pending`."""
+
+    error_rate: float = Field(0.05, gt=0, le=1, description="share of calls that failed")
+    latency_p95_ms: float = Field(10_000, gt=0)
+    flag_rate: float = Field(0.2, gt=0, le=1, description="share of a watcher label's "
+                             "scored samples that it flagged")
+    window_minutes: int = Field(10, ge=1, le=1440, description="the span each rule reads")
+    pending: str = Field("5m", pattern=r"^\d+[smh]$", description="how long before firing")
+    evaluate_every: str = Field("1m", pattern=r"^\d+[smh]$")
+
+
 class EvaluationReceiveConfig(Section):
     """What ingest does with the `gen_ai.evaluation.result` records applications and other
     evaluators send (as OTLP log records, through the sidecar)."""
@@ -496,6 +510,7 @@ class Settings(BaseSettings):
     watch: WatchConfig = Field(default_factory=WatchConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     evaluations: EvaluationsConfig = Field(default_factory=EvaluationsConfig)
+    alerts: AlertRulesConfig = Field(default_factory=AlertRulesConfig)
 
     @field_validator("bus")
     @classmethod

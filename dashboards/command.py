@@ -73,7 +73,7 @@ def export_files(request: ExportRequest, settings: Settings) -> int:
     url = request.clickhouse_url or settings.store.url or "http://clickhouse:8123"
     for path in export(request.out, database=settings.store.database, clickhouse_url=url,
                        username=settings.store.username,
-                       dashboards_only=request.dashboards_only):
+                       dashboards_only=request.dashboards_only, alerts=settings.alerts):
         print(path)
     return 0
 

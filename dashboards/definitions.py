@@ -4,6 +4,7 @@
 - Quality & safety: what the watchers flag, how scores move, what waits in the review queue,
   what end users say.
 - Drift & bias: every detector run, its p-value against its threshold, and the alerts.
+- Users & conversations: who uses the LLM apps, how much, and whose calls were flagged.
 
 Every query reads the tables the migrations create (agent/store/migrations) and filters by the
 dashboard's service / environment / model variables; tests run each one against a real store.
@@ -46,12 +47,13 @@ def _variable(name: str, label: str, sql: str) -> dashboard.QueryVariable:
             .current(models.VariableOption(selected=True, text="All", value="$__all")))
 
 
-def _base(uid: str, title: str, description: str, db: str) -> dashboard.Dashboard:
+def _base(uid: str, title: str, description: str, db: str,
+          extra: tuple[tuple[str, str, str], ...] = ()) -> dashboard.Dashboard:
     board = (dashboard.Dashboard(title).uid(uid).description(description).tags(TAGS)
              .time("now-6h", "now").refresh("1m").timezone("browser").editable())
     for name, label, column in (("service", "Service", "service"),
                                 ("environment", "Environment", "environment"),
-                                ("model", "Model", "request_model")):
+                                ("model", "Model", "request_model"), *extra):
         board = board.with_variable(_variable(
             name, label, f"SELECT DISTINCT {column} FROM {db}.samples WHERE $__timeFilter(ts)"))
     return board
@@ -112,6 +114,22 @@ def overview(db: str) -> dashboard.Dashboard:
                 f"sum(input_tokens) AS input, sum(output_tokens) AS output {where} "
                 "GROUP BY time, request_model ORDER BY time", "short",
                 "Input and output tokens per interval and model.", span=12),
+        _table("Latency percentiles by service and operation",
+               "SELECT service, operation, count() AS calls, "
+               "round(quantile(0.5)(duration_ms)) AS p50_ms, "
+               "round(quantile(0.9)(duration_ms)) AS p90_ms, "
+               "round(quantile(0.95)(duration_ms)) AS p95_ms, "
+               f"round(quantile(0.99)(duration_ms)) AS p99_ms {where} "
+               "GROUP BY service, operation ORDER BY calls DESC LIMIT 100",
+               "Call duration per service and GenAI operation (chat, embeddings, …).",
+               span=12, height=8),
+        _table("Calls by provider, operation and finish reason",
+               "SELECT provider, operation, "
+               "if(empty(finish_reasons), '(none)', arrayStringConcat(finish_reasons, ',')) "
+               f"AS finish_reason, count() AS calls {where} "
+               "GROUP BY provider, operation, finish_reason ORDER BY calls DESC LIMIT 100",
+               "How calls ended: `length` means the answer was cut by the token limit, "
+               "`content_filter` that the provider withheld it.", span=12, height=8),
         _table("Models",
                "SELECT request_model AS model, provider, count() AS calls, "
                "round(countIf(status = 'error') / count(), 4) AS error_rate, "
@@ -164,6 +182,15 @@ def quality(db: str) -> dashboard.Dashboard:
                 f"WHERE $__timeFilter(ts) AND {SERVICE_FILTER} "
                 "GROUP BY time, verdict ORDER BY time", "short",
                 "Thumbs up / down and scores sent with the SDK's feedback().", span=12),
+        _table("Score distribution by watcher and label",
+               "SELECT concat(watcher, ' · ', label) AS signal, count() AS scored, "
+               # the tenth a score falls in: 1.0 in the last, and a Float32 0.9 (0.8999…)
+               # in 0.9-1 as written, not in 0.8-0.9
+               + ", ".join(f"countIf(least(floor(score * 10 + 1e-4), 9) = {lo}) AS "
+                           f"`{lo / 10:g}-{(lo + 1) / 10:g}`" for lo in range(10))
+               + f" {scores} GROUP BY signal ORDER BY signal",
+               "How many scores fall in each tenth of [0, 1]: a mean hides a watcher that "
+               "splits traffic in two, or drifts toward its threshold.", height=8),
         _series("Prompt attacks and leaks by service",
                 f"SELECT $__timeInterval(ts) AS time, concat(service, ' · ', label) AS signal, "
                 f"count() AS flags {flags} AND label IN {SAFETY_LABELS} "
@@ -239,6 +266,49 @@ def drift(db: str) -> dashboard.Dashboard:
     return _with(board, panels)
 
 
+def users(db: str) -> dashboard.Dashboard:
+    where = (f"FROM {db}.samples WHERE $__timeFilter(ts) AND {SAMPLE_FILTER} "
+             "AND user_id IN (${user:singlequote})")
+    flagged = (f"(SELECT DISTINCT sample_id FROM {db}.flags WHERE $__timeFilter(ts) "
+               "AND sample_id IS NOT NULL)")
+    panels: list[Panel] = [
+        _stat("Users", f"SELECT uniqExact(user_id) {where} AND user_id != ''", "short",
+              "Distinct user ids (hashed when ingest.hash_user_ids is on)."),
+        _stat("Conversations", f"SELECT uniqExact(conversation_id) {where} "
+              "AND conversation_id != ''", "short", "Distinct conversation ids."),
+        _stat("Calls without a user", f"SELECT countIf(user_id = '') / greatest(count(), 1) "
+              f"{where}", "percentunit",
+              "Share of calls whose instrumentation sent no user id (SDK: conversation())."),
+        _series("Active users",
+                f"SELECT $__timeInterval(ts) AS time, service, uniqExact(user_id) AS users "
+                f"{where} AND user_id != '' GROUP BY time, service ORDER BY time", "short",
+                "Distinct users per interval and service.", span=24),
+        _table("Top users",
+               "SELECT if(user_id = '', '(none)', user_id) AS user, count() AS calls, "
+               "uniqExact(conversation_id) AS conversations, "
+               "countIf(status = 'error') AS errors, sum(input_tokens) AS input_tokens, "
+               "sum(output_tokens) AS output_tokens, "
+               f"countIf(sample_id IN {flagged}) AS flagged_calls, max(ts) AS last_seen "
+               f"{where} GROUP BY user ORDER BY calls DESC LIMIT 100",
+               "Users by calls, with their tokens and how many of their calls a watcher "
+               "flagged.", span=12, height=10),
+        _table("Latest conversations",
+               "SELECT conversation_id AS conversation, any(user_id) AS user, "
+               "any(service) AS app, count() AS turns, min(ts) AS started, "
+               "max(ts) AS last_turn, "
+               f"countIf(sample_id IN {flagged}) AS flagged_turns, "
+               f"round(quantile(0.95)(duration_ms)) AS p95_ms {where} "
+               "AND conversation_id != '' GROUP BY conversation "
+               "ORDER BY last_turn DESC LIMIT 100",
+               "The latest conversations, their length and flagged turns.", span=12,
+               height=10),
+    ]
+    board = _base("watchkeeper-users", "Watchkeeper · Users & conversations",
+                  "Who uses the LLM apps, how much, and whose calls were flagged.", db,
+                  extra=(("user", "User", "user_id"),))
+    return _with(board, panels)
+
+
 def _with(board: dashboard.Dashboard, panels: list[Panel]) -> dashboard.Dashboard:
     for panel in panels:
         board = board.with_panel(panel)
@@ -246,7 +316,7 @@ def _with(board: dashboard.Dashboard, panels: list[Panel]) -> dashboard.Dashboar
 
 
 DASHBOARDS: dict[str, Callable[[str], dashboard.Dashboard]] = {
-    "overview": overview, "quality": quality, "drift": drift}
+    "overview": overview, "quality": quality, "drift": drift, "users": users}
 
 
 def build_all(database: str) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from watchkeeper.agent.config import AlertRulesConfig
+from watchkeeper.dashboards.alerts import provisioning as alert_rules
 from watchkeeper.dashboards.clickhouse import DATASOURCE_UID, PLUGIN
 from watchkeeper.dashboards.definitions import build_all
 
@@ -48,11 +50,19 @@ def provider(path: str) -> dict[str, object]:
 
 def export(out: Path, *, database: str, clickhouse_url: str, username: str,
            dashboards_path: str = "/var/lib/grafana/dashboards/watchkeeper",
-           dashboards_only: bool = False) -> list[Path]:
-    """Write dashboards/<name>.json and (unless dashboards_only, as for the Helm chart, which
-    renders its own) provisioning/{dashboards,datasources}/watchkeeper.yaml under `out`;
-    returns the files written."""
+           dashboards_only: bool = False,
+           alerts: AlertRulesConfig | None = None) -> list[Path]:
+    """Write dashboards/<name>.json, the alert rules (alerting/watchkeeper.yaml, in Grafana's
+    provisioning format) and, unless dashboards_only (the Helm chart renders its own),
+    provisioning/{dashboards,datasources}/watchkeeper.yaml under `out`; returns the files
+    written."""
     written = []
+    rules_path = out / ("alerting" if dashboards_only else "provisioning/alerting") / \
+        "watchkeeper.yaml"
+    rules_path.parent.mkdir(parents=True, exist_ok=True)
+    rules = alert_rules(database, alerts or AlertRulesConfig(), FOLDER)
+    rules_path.write_text(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True))
+    written.append(rules_path)
     for name, board in build_all(database).items():
         path = out / "dashboards" / f"watchkeeper-{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,8 @@ def _sample(i: int, service: str, *, error: bool = False) -> Sample:
                   error_type="RateLimitError" if error else "",
                   input_messages=[Message(role="user", parts=[Part(content=f"question {i}")])],
                   prompt_text=f"question {i}", completion_text=f"answer {i}",
-                  input_tokens=10, output_tokens=20, redactions=i % 2)
+                  input_tokens=10, output_tokens=20, redactions=i % 2, user_id=f"u{i % 5}",
+                  conversation_id=f"c{i % 7}", operation="chat", finish_reasons=["stop"])
 
 
 def _flag_id(n: int) -> uuid.UUID:
@@ -88,14 +89,17 @@ def store(tmp_path: Path) -> Iterator[Store]:
     handle.close()
 
 
-def _run(store: Store) -> Any:
-    """Panels' SQL as `dashboards check` runs it: user SQL, in the read-only sandbox."""
+@pytest.fixture
+def run_sql(store: Store) -> Iterator[Any]:
+    """Panels' SQL as `dashboards check` runs it: user SQL, in the read-only sandbox (closed
+    after the test: the embedded engine opens another store only once every session closed)."""
     sandbox = Sandbox(store, QueryLimits())
 
     def run(sql: str) -> tuple[list[str], list[list[Any]]]:
         result = sandbox.run(sql)
         return result.columns, [list(r) for r in result.rows]
-    return run
+    yield run
+    sandbox.close()
 
 
 def test_expansion_matches_the_plugin() -> None:
@@ -111,8 +115,8 @@ def test_expansion_matches_the_plugin() -> None:
         expand("${nope}", RANGE, {})
 
 
-def test_every_panel_runs_against_the_schema(store: Store) -> None:
-    results = check("watchkeeper", _run(store), RANGE)
+def test_every_panel_runs_against_the_schema(run_sql: Any) -> None:
+    results = check("watchkeeper", run_sql, RANGE)
     failures = [r for r in results if r.error]
     assert not failures, failures
     by_panel = {(r.dashboard, r.panel): r.rows for r in results}
@@ -121,13 +125,14 @@ def test_every_panel_runs_against_the_schema(store: Store) -> None:
     assert by_panel[("drift", "Alerts")] == 1
 
 
-def test_panels_compute_what_they_say(store: Store) -> None:
-    run = _run(store)
+def test_panels_compute_what_they_say(run_sql: Any) -> None:
+    run = run_sql
     boards = build_all("watchkeeper")
 
     def value(board: str, title: str) -> Any:
         panel = next(p for p in boards[board]["panels"] if p["title"] == title)
-        values = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x"]}
+        values = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x"],
+                  "user": [f"u{i}" for i in range(5)]}
         _, result = run(expand(panel["targets"][0]["rawSql"], RANGE, values))
         return result
 
@@ -139,12 +144,28 @@ def test_panels_compute_what_they_say(store: Store) -> None:
     assert {row[7] for row in queue} == {f"question {i}" for i in range(4)}  # prompt joined
     assert {row[5] for row in queue} == {"open"}
     assert value("quality", "Open in review queue") == [[4]]
+    # percentiles per service and operation; how calls ended
+    latency = {row[0]: row for row in value("overview",
+                                             "Latency percentiles by service and operation")}
+    assert latency["chat"][1:3] == ["chat", 20] and latency["search"][2] == 10
+    assert latency["chat"][3] <= latency["chat"][4] <= latency["chat"][5] <= latency["chat"][6]
+    assert value("overview", "Calls by provider, operation and finish reason") == [
+        ["openai", "chat", "stop", 30]]
+    # scores per tenth: 4 toxic at 0.9, 26 at 0.1
+    [dist] = value("quality", "Score distribution by watcher and label")
+    assert dist[:2] == ["tox · toxic", 30] and dist[3] == 26 and dist[11] == 4
+    # users: 5, 6 calls each; the four flagged samples belong to u0..u3
+    assert value("users", "Users") == [[5]] and value("users", "Conversations") == [[7]]
+    top = {row[0]: row for row in value("users", "Top users")}
+    assert {u: (r[1], r[6]) for u, r in top.items()} == {
+        "u0": (6, 1), "u1": (6, 1), "u2": (6, 1), "u3": (6, 1), "u4": (6, 0)}
+    assert len(value("users", "Latest conversations")) == 7
     only_search = expand("SELECT count() FROM watchkeeper.samples WHERE "
                          "service IN (${service:singlequote})", RANGE, {"service": ["search"]})
     assert run(only_search)[1] == [[10]]
 
 
-def test_review_panels_read_the_latest_verdict(store: Store) -> None:
+def test_review_panels_read_the_latest_verdict(store: Store, run_sql: Any) -> None:
     """Verdicts live in `reviews`, one row each; the latest per flag is its status."""
     def verdict(n: int, verdict: str, minutes: int) -> ReviewRow:
         return ReviewRow(flag_id=_flag_id(n), sample_id=None, verdict=verdict, label="toxic",
@@ -154,7 +175,7 @@ def test_review_panels_read_the_latest_verdict(store: Store) -> None:
                                 verdict(1, "rejected", 3), verdict(1, "confirmed", 2),
                                 verdict(2, "confirmed", 3), verdict(2, "rejected", 2)])
     boards = build_all("watchkeeper")
-    run = _run(store)
+    run = run_sql
     values = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x"]}
 
     def panel(title: str) -> list[dict[str, Any]]:
@@ -174,7 +195,8 @@ def test_export_writes_provisioning_without_secrets(tmp_path: Path) -> None:
                      username="grafana")
     names = sorted(p.relative_to(tmp_path).as_posix() for p in written)
     assert names == ["dashboards/watchkeeper-drift.json", "dashboards/watchkeeper-overview.json",
-                     "dashboards/watchkeeper-quality.json",
+                     "dashboards/watchkeeper-quality.json", "dashboards/watchkeeper-users.json",
+                     "provisioning/alerting/watchkeeper.yaml",
                      "provisioning/dashboards/watchkeeper.yaml",
                      "provisioning/datasources/watchkeeper.yaml"]
     overview = json.loads((tmp_path / "dashboards/watchkeeper-overview.json").read_text())
@@ -243,22 +265,72 @@ def test_push_through_grafana_http_api(tmp_path: Path) -> None:
     posts = [c for c in _Grafana.calls if c[0] == "POST"]
     assert [c[1] for c in posts].count("/api/folders") == 1
     boards = [c[3] for c in posts if c[1] == "/api/dashboards/db"]
-    assert len(boards) == 6
+    assert len(boards) == 8
     assert {b["dashboard"]["uid"] for b in boards} == {
-        "watchkeeper-overview", "watchkeeper-quality", "watchkeeper-drift"}
+        "watchkeeper-overview", "watchkeeper-quality", "watchkeeper-drift", "watchkeeper-users"}
     assert all(b["overwrite"] and b["folderUid"] == "watchkeeper" for b in boards)
     assert {c[2] for c in _Grafana.calls} == {"Bearer glsa_secret"}
 
 
-def test_report_renders_every_dashboard(store: Store) -> None:
+def test_report_renders_every_dashboard(run_sql: Any) -> None:
     from watchkeeper.dashboards.report import render
 
     seen: list[str] = []
-    page = render("watchkeeper", _run(store), RANGE, progress=seen.append)
+    page = render("watchkeeper", run_sql, RANGE, progress=seen.append)
     assert len(seen) == sum(len(b["panels"]) for b in build_all("watchkeeper").values())
-    assert page.count("<h2>") == 3
+    assert page.count("<h2>") == 4
     series = [p for b in build_all("watchkeeper").values() for p in b["panels"]
               if p["type"] == "timeseries"]
     assert page.count("data:image/png;base64,") == len(series) >= 9  # every one drawn
     assert "<b>30</b>" in page  # LLM calls
     assert "question 0" in page  # the review queue's prompt excerpt
+
+
+def test_alert_rules_run_against_the_engine_and_fire_where_they_should(run_sql: Any) -> None:
+    """Every rule's query, expanded over its own window as Grafana's plugin would, runs in the
+    sandbox; the rows past the threshold are the series that would fire."""
+    from watchkeeper.agent.config import AlertRulesConfig
+    from watchkeeper.dashboards.alerts import provisioning
+
+    config = AlertRulesConfig(error_rate=0.05, latency_p95_ms=125, flag_rate=0.05,
+                              window_minutes=180)
+    document = provisioning("watchkeeper", config, "Watchkeeper")
+    [group] = document["groups"]
+    assert document["apiVersion"] == 1 and group["folder"] == "Watchkeeper"
+    run = run_sql
+    firing: dict[str, set[tuple[Any, ...]]] = {}
+    for rule in group["rules"]:
+        query, reduce, threshold = rule["data"]
+        assert rule["condition"] == threshold["refId"] == "C"
+        assert reduce["model"]["expression"] == "A" and threshold["model"]["expression"] == "B"
+        assert query["datasourceUid"] == "watchkeeper-clickhouse"
+        window = query["relativeTimeRange"]["from"]
+        assert window == 180 * 60
+        limit = threshold["model"]["conditions"][0]["evaluator"]["params"][0]
+        columns, rows = run(expand(query["model"]["rawSql"], TimeRange(
+            NOW - timedelta(seconds=window), NOW + timedelta(minutes=1), interval_s=60), {}))
+        assert columns[-1] == "value"
+        firing[rule["uid"]] = {tuple(row[:-1]) for row in rows if row[-1] > limit}
+    # calls 0, 10, 20 failed: chat 2 of 20 (10%); search 1 of 10 (too few calls to judge)
+    assert firing["wk-error-rate"] == {("chat",)}
+    # durations 100-129 ms: p95 of chat's past 125 ms, search's (100..127 step 3) too
+    assert ("chat",) in firing["wk-latency-p95"]
+    # tox flagged samples 0-3: chat 2 of 20 (10% > 5%); search 2 of 10 (too few to judge)
+    assert firing["wk-flag-rate"] == {("chat", "tox", "toxic")}
+    assert firing["wk-drift-alert"] == {("prompt-drift", "service=chat")}
+
+
+def test_export_writes_the_alert_rules_with_the_configured_thresholds(tmp_path: Path) -> None:
+    from watchkeeper.agent.config import AlertRulesConfig
+
+    written = export(tmp_path, database="wk", clickhouse_url="http://ch:8123", username="g",
+                     alerts=AlertRulesConfig(error_rate=0.02, pending="10m"))
+    rules_file = tmp_path / "provisioning/alerting/watchkeeper.yaml"
+    assert rules_file in written
+    [group] = yaml.safe_load(rules_file.read_text())["groups"]
+    by_uid = {r["uid"]: r for r in group["rules"]}
+    assert set(by_uid) == {"wk-error-rate", "wk-latency-p95", "wk-flag-rate", "wk-drift-alert"}
+    error_rate = by_uid["wk-error-rate"]
+    assert error_rate["for"] == "10m"
+    assert error_rate["data"][2]["model"]["conditions"][0]["evaluator"]["params"] == [0.02]
+    assert "wk.samples" in error_rate["data"][0]["model"]["rawSql"]

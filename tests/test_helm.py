@@ -983,7 +983,8 @@ def test_sidecar_template_in_an_app_chart(helm: str, tmp_path: Path, native: boo
         "ingest": {"enabled": False}, "watch": {"enabled": False},
         "schedule": {"enabled": False}, "migrate": {"enabled": False},
         "injector": {"enabled": False}, "sidecar": {"native": native},
-        "grafana": {"datasource": {"enabled": False}, "dashboards": {"enabled": False}},
+        "grafana": {"datasource": {"enabled": False}, "dashboards": {"enabled": False},
+                    "alerts": {"enabled": False}},
         "kafka": {"bootstrapServers": ["kafka.shared:9092"]}}}))
     (app / "templates" / "deployment.yaml").write_text(APP_DEPLOYMENT)
     docs = render(helm, None, tmp_path, chart=app)

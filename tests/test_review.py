@@ -263,3 +263,45 @@ def test_head_by_name_flags_at_its_own_threshold_and_retrains_from_reviews(
     assert reviews["source"] == "reviews" and reviews["flag_source"] == "watcher:rude"
     assert (reviews["confirmed"], reviews["rejected"]) == (len(caught) - 1, 1)
     assert reviews["last_review"] and len(reviews["flag_ids_sha256"]) == 64
+
+
+def test_a_correction_becomes_a_preference_pair(tmp_path: Path) -> None:
+    """A reviewer confirms a flagged answer and writes the one the model should have given:
+    `export --format dpo` writes OpenAI's preference fine-tuning line, `dpo-trl` TRL's, the
+    correction preferred over the flagged answer; flags without a correction are skipped."""
+    data_dir = tmp_path / "wk"
+    better = "Here is how to reset your own lock: call a licensed locksmith."
+    with running_agent(data_dir, watch=True, **{"sidecar.redaction.enabled": False}) as agent:
+        flagged(agent, CALLS, 3)
+        flags = by_label(listed(data_dir))
+        ids = {label: f["flag"]["flag_id"] for label, f in flags.items()}
+        refused = wk("review", "reject", ids["refusal"], "--correction", better,
+                     "--data-dir", str(data_dir), ok=False)
+        assert refused.returncode == 2  # argparse: reject takes no correction
+        answer = httpx.post(f"{agent.api}/api/reviews", timeout=10, json={
+            "flag_ids": [ids["empty"]], "verdict": "rejected", "reviewer": "bob",
+            "correction": better})
+        assert answer.status_code == 400 and "confirmed" in answer.json()["error"]
+        wk("review", "confirm", ids["refusal"], "--correction", better, "--reviewer", "alice",
+           "--data-dir", str(data_dir))
+        wk("review", "confirm", ids["pii"], "--data-dir", str(data_dir))  # no correction
+        [confirmed] = [f for f in listed(data_dir, "--status", "confirmed")
+                       if f["flag"]["label"] == "refusal"]
+        assert confirmed["review"]["correction"] == better
+        outputs = {}
+        for fmt in ("dpo", "dpo-trl"):
+            out = tmp_path / f"{fmt}.jsonl"
+            done = wk("export", "--out", str(out), "--format", fmt, "--data-dir", str(data_dir))
+            assert "exported 1 confirmed flag(s)" in done.stdout
+            assert "skipped 1 without assistant text or correction" in done.stdout
+            outputs[fmt] = [json.loads(line) for line in out.read_text().splitlines()]
+    prompt = [{"role": "system", "content": SYSTEM},
+              {"role": "user", "content": "How do I pick a lock?"}]
+    flagged_answer = "I'm sorry, but I can't help with that request."
+    assert outputs["dpo"] == [{
+        "input": {"messages": prompt},
+        "preferred_output": [{"role": "assistant", "content": better}],
+        "non_preferred_output": [{"role": "assistant", "content": flagged_answer}]}]
+    assert outputs["dpo-trl"] == [{
+        "prompt": prompt, "chosen": [{"role": "assistant", "content": better}],
+        "rejected": [{"role": "assistant", "content": flagged_answer}]}]

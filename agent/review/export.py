@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -49,7 +49,7 @@ class ExportRequest(BaseModel):
     status: ExportStatus = "confirmed"  # flagged = every flag, reviewed or not
     source: str | None = None
     since: datetime | None = None  # flags on samples from then on
-    format: Literal["jsonl", "csv", "chat", "parquet"] = "jsonl"
+    format: Literal["jsonl", "csv", "chat", "dpo", "dpo-trl", "parquet"] = "jsonl"
 
     def query(self) -> RecordQuery:
         return RecordQuery(source=self.source, status=EXPORT_STATUS[self.status],
@@ -70,21 +70,61 @@ def parse_since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def chat_example(record: Record) -> dict[str, Any] | None:
-    """{"messages": [...]} for OpenAI fine-tuning, or None without assistant text."""
+def _messages(record: Record, *, answer: bool) -> list[dict[str, str]]:
+    """The call as chat messages: system instructions, the prompt, and the model's answer."""
     sample = record.sample
     messages = []
     roles = {m.role for m in sample.input_messages}
     if sample.system_instructions and not roles & {"system", "developer"}:
         messages.append({"role": "system", "content": sample.system_instructions})
-    for message in (*sample.input_messages, *sample.output_messages):
+    for message in (*sample.input_messages, *(sample.output_messages if answer else ())):
         role = CHAT_ROLES.get(message.role)
         text = message.text()
         if role and text:
             messages.append({"role": role, "content": text})
+    return messages
+
+
+def chat_example(record: Record) -> dict[str, Any] | None:
+    """{"messages": [...]} for OpenAI fine-tuning, or None without assistant text."""
+    messages = _messages(record, answer=True)
     if not messages or messages[-1]["role"] != "assistant":
         return None
     return {"messages": messages}
+
+
+def preference_pair(record: Record) -> tuple[list[dict[str, str]], str, str] | None:
+    """(prompt messages, preferred = the reviewer's correction, non-preferred = the flagged
+    answer), or None for a flag without a correction or a sample without an answer."""
+    correction = record.review.correction if record.review else ""
+    flagged = record.sample.completion_text
+    prompt = _messages(record, answer=False)
+    if not correction or not flagged or not prompt:
+        return None
+    return prompt, correction, flagged
+
+
+def dpo_example(record: Record) -> dict[str, Any] | None:
+    """OpenAI's preference (DPO) fine-tuning line: input.messages, preferred_output and
+    non_preferred_output, one assistant message each."""
+    pair = preference_pair(record)
+    if pair is None:
+        return None
+    prompt, preferred, rejected = pair
+    return {"input": {"messages": prompt},
+            "preferred_output": [{"role": "assistant", "content": preferred}],
+            "non_preferred_output": [{"role": "assistant", "content": rejected}]}
+
+
+def trl_example(record: Record) -> dict[str, Any] | None:
+    """TRL's DPOTrainer in its conversational form: prompt, chosen, rejected."""
+    pair = preference_pair(record)
+    if pair is None:
+        return None
+    prompt, preferred, rejected = pair
+    return {"prompt": prompt, "chosen": [{"role": "assistant", "content": preferred}],
+            "rejected": [{"role": "assistant", "content": rejected}]}
+
 
 
 def _jsonl(record: Record) -> dict[str, Any]:
@@ -99,8 +139,14 @@ def _csv(record: Record) -> dict[str, Any]:
             "score": flag.score, "ts": flag.ts.isoformat()}
 
 
+# the JSON-lines formats: one line per record, or None to skip it
+LINES: dict[str, Callable[[Record], dict[str, Any] | None]] = {
+    "jsonl": _jsonl, "chat": chat_example, "dpo": dpo_example, "dpo-trl": trl_example}
+
+
 def write(records: Iterable[Record], out: TextIO, fmt: str) -> tuple[int, int]:
-    """Write in the format; returns (written, skipped for lack of assistant text)."""
+    """Write in the format; returns (written, skipped for lack of assistant text, or of a
+    correction for the preference formats)."""
     written = skipped = 0
     writer = csv.DictWriter(out, CSV_COLUMNS) if fmt == "csv" else None
     if writer is not None:
@@ -109,7 +155,7 @@ def write(records: Iterable[Record], out: TextIO, fmt: str) -> tuple[int, int]:
         if writer is not None:
             writer.writerow(_csv(record))
         else:
-            line = _jsonl(record) if fmt == "jsonl" else chat_example(record)
+            line = LINES[fmt](record)
             if line is None:
                 skipped += 1
                 continue
@@ -156,7 +202,9 @@ def export(settings: Settings, request: ExportRequest, *, api: str | None = None
         raise
     os.replace(partial, out_path)
     notes = [f"{n} {why}" for n, why in ((records.missing, "whose sample has expired"),
-                                         (skipped, "without assistant text")) if n]
+                                         (skipped, "without assistant text"
+                                          + (" or correction" if request.format.startswith(
+                                              "dpo") else ""))) if n]
     print(f"exported {written} {request.status} flag(s) as {request.format} to {out_path}"
           + (f" (skipped {', '.join(notes)})" if notes else ""))
     return 0

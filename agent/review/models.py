@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from watchkeeper.collectors.normalise import Sample
 
@@ -56,6 +56,7 @@ class Review(BaseModel):
     verdict: Verdict
     reviewer: str
     note: str
+    correction: str = ""
     ts: datetime
 
 
@@ -91,6 +92,15 @@ class ReviewRequest(BaseModel):
     verdict: Verdict
     reviewer: str = Field(min_length=1, max_length=200)
     note: str = Field("", max_length=10_000)
+    correction: str = Field("", max_length=100_000,
+                            description="the answer the model should have given")
+
+    @model_validator(mode="after")
+    def _correction(self) -> ReviewRequest:
+        if self.correction and self.verdict != "confirmed":
+            raise ValueError("a correction goes with a confirmed flag (the flagged answer was "
+                             "wrong; this is the right one)")
+        return self
 
 
 class ReviewResult(BaseModel):

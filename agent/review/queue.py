@@ -74,7 +74,7 @@ class StoreReviews:
         ts = datetime.now(UTC)
         rows = [ReviewRow(flag_id=i, sample_id=found[i]["sample_id"], verdict=request.verdict,
                           label=found[i]["label"], reviewer=request.reviewer,
-                          note=request.note, ts=ts)
+                          note=request.note, correction=request.correction, ts=ts)
                 for i in ids]
         self.store.insert_rows(REVIEWS, rows)
         if self.emitter is not None:
@@ -132,10 +132,11 @@ class StoreReviews:
             "f.score AS score, f.reason AS reason, "
             "coalesce(nullIf(r.last_verdict, ''), 'open') AS review_status, "
             "r.last_verdict AS verdict, r.last_reviewer AS reviewer, r.last_note AS note, "
-            "r.reviewed_at AS reviewed_at "
+            "r.last_correction AS correction, r.reviewed_at AS reviewed_at "
             f"FROM {self.db}.{FLAGS.name} AS f FINAL LEFT JOIN (SELECT flag_id, "
             "argMax(verdict, ts) AS last_verdict, argMax(reviewer, ts) AS last_reviewer, "
-            "argMax(note, ts) AS last_note, max(ts) AS reviewed_at "
+            "argMax(note, ts) AS last_note, argMax(correction, ts) AS last_correction, "
+            "max(ts) AS reviewed_at "
             f"FROM {self.db}.{REVIEWS.name} GROUP BY flag_id"
             f") AS r ON r.flag_id = f.flag_id WHERE {' AND '.join(where)} "
             f"ORDER BY {order} LIMIT {{limit:UInt32}}", parameters)
@@ -183,7 +184,7 @@ def _review(row: dict[str, Any]) -> Review | None:
     if not row["verdict"]:  # no review: the LEFT JOIN's defaults
         return None
     return Review(verdict=row["verdict"], reviewer=row["reviewer"], note=row["note"],
-                  ts=row["reviewed_at"])
+                  correction=row["correction"], ts=row["reviewed_at"])
 
 
 def _sample(row: dict[str, Any]) -> Sample:

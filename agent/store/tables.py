@@ -94,6 +94,7 @@ class ReviewRow:
     label: str
     reviewer: str
     note: str
+    correction: str = ""  # the answer the model should have given (a confirmed flag's)
     ts: datetime
 
 
