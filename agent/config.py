@@ -453,9 +453,33 @@ class EvaluationsConfig(Section):
     receive: EvaluationReceiveConfig = Field(default_factory=EvaluationReceiveConfig)
 
 
+class AlertDeliveryConfig(Section):
+    """Where detector alerts go besides the review queue (docs/drift.md): an Alertmanager
+    (API v2) and/or a webhook that takes Alertmanager's webhook payload."""
+
+    alertmanager_url: str | None = Field(None, description="e.g. http://alertmanager:9093")
+    webhook_url: str | None = None
+    token: SecretStr | None = Field(None, description="sent as Authorization: Bearer")
+    token_file: Path | None = None
+    timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("alertmanager_url", "webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _token(self) -> AlertDeliveryConfig:
+        self.token = _secret_from_file(self.token, self.token_file)
+        return self
+
+
 class ScheduleConfig(Section):
     jobs: list[DetectorJob] = Field(default_factory=list)
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of every test")
+    notify: AlertDeliveryConfig = Field(default_factory=AlertDeliveryConfig)
 
     @field_validator("jobs")
     @classmethod

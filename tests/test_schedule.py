@@ -300,3 +300,73 @@ def test_detect_command_runs_a_bias_analysis(store: Store, tmp_path: Path) -> No
     printed = {row["signal"]: row for row in map(json.loads, done.stdout.splitlines())}
     assert printed["quality:refusal gender:woman"]["alert"] is True
     assert printed["quality:refusal gender:man/woman"]["detector"] == "counterfactual"
+
+
+def test_detector_alerts_go_to_alertmanager_and_a_webhook_and_resolve(store: Store) -> None:
+    """A drifting window fires (Alertmanager gets it on every run while it fires, the webhook
+    once); the first run without drift resolves it at both."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from watchkeeper.agent.config import AlertDeliveryConfig
+
+    received: list[tuple[str, str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers.get("Authorization", ""), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    rng = np.random.default_rng(5)
+    _windows(store, 1.5)  # reference NOW-2h..NOW-1h, drifted NOW-1h..NOW
+    job = DetectorJob(name="prompt-drift", detector="mmd", reference="1h",
+                      params={"n_permutations": 200})
+    notify = AlertDeliveryConfig(alertmanager_url=base + "/am", webhook_url=base + "/hook",
+                                 token="hook-s3cret")
+    service = ScheduleService(store, ScheduleConfig(jobs=[job], notify=notify))
+    try:
+        for _ in range(2):
+            [run] = service.run(job, now=NOW)
+            assert run.result.alert
+        _fill(store, NOW, rng.normal(size=(200, 16)), 10, "calm-1")  # no drift any more
+        _fill(store, NOW + timedelta(hours=1), rng.normal(size=(200, 16)), 10, "calm-2")
+        [run] = service.run(job, now=NOW + timedelta(hours=2))
+        assert not run.result.alert
+    finally:
+        server.shutdown()
+        asyncio.run(service.stop())
+    manager = [body for path, _, body in received if path == "/am/api/v2/alerts"]
+    hook = [body for path, _, body in received if path == "/hook"]
+    assert all(auth == "Bearer hook-s3cret" for _, auth, _ in received)
+    assert len(manager) == 3 and len(hook) == 2
+    labels = {"alertname": "WatchkeeperDetectorAlert", "job": "prompt-drift", "scope": "bot",
+              "detector": "mmd", "severity": "critical", "source": "watchkeeper"}
+    assert [a["labels"] for body in manager for a in body] == [labels] * 3
+    first, again, resolved = (body[0] for body in manager)
+    assert first["endsAt"] > first["startsAt"]  # held while runs keep sending it
+    assert again["labels"] == first["labels"] and again["endsAt"] > again["startsAt"]
+    assert resolved["endsAt"] == (NOW + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    assert [h["status"] for h in hook] == ["firing", "resolved"]
+    assert hook[0]["alerts"][0]["labels"] == labels
+    assert "drifted in bot" in hook[0]["alerts"][0]["annotations"]["summary"]
+    assert hook[1]["alerts"][0]["fingerprint"] == hook[0]["alerts"][0]["fingerprint"]
+
+
+def test_a_receiver_that_is_down_never_fails_the_run(store: Store) -> None:
+    from watchkeeper.agent.config import AlertDeliveryConfig
+
+    _windows(store, 1.5)
+    job = DetectorJob(name="prompt-drift", detector="mmd", params={"n_permutations": 100})
+    notify = AlertDeliveryConfig(webhook_url="http://127.0.0.1:9/hook", timeout_s=0.5)
+    service = ScheduleService(store, ScheduleConfig(jobs=[job], notify=notify))
+    [run] = service.run(job, now=NOW)
+    assert run.result.alert and service.notifier.sent == 0
+    assert store.query("SELECT count() FROM watchkeeper.flags").rows == [(1,)]

@@ -15,6 +15,7 @@ from typing import Any
 from watchkeeper.agent.config import ScheduleConfig, WatchConfig
 from watchkeeper.agent.jobs import DetectorJob
 from watchkeeper.agent.schedule import data
+from watchkeeper.agent.schedule.notify import AlertNotifier
 from watchkeeper.agent.schedule.watchers import WatcherPool
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.tables import DETECTOR_RUNS, FLAGS, DetectorRunRow, FlagRow
@@ -30,6 +31,10 @@ class Run:
                  reference: data.Window) -> None:
         self.job, self.scope, self.result = job, scope, result
         self.current, self.reference = current, reference
+
+    @property
+    def job_name(self) -> str:
+        return self.job.name
 
     def row(self) -> DetectorRunRow:
         r = self.result
@@ -115,6 +120,7 @@ class ScheduleService:
         self.config = config
         self.watchers = WatcherPool(watch or WatchConfig(), data_dir)
         self.read = store_reader(store)
+        self.notifier = AlertNotifier(config.notify)
         self.runs = 0
         self.scheduler = BackgroundScheduler(
             timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True,
@@ -146,6 +152,8 @@ class ScheduleService:
         self.store.insert_rows(DETECTOR_RUNS, [r.row() for r in runs])
         alerts = [r.flag() for r in runs if r.result.alert]
         self.store.insert_rows(FLAGS, alerts)
+        if self.notifier.enabled:
+            self.notifier.notify(runs, now)
         self.runs += 1
         log.info("detector job ran", extra={"job": job.name, "results": len(runs),
                                             "alerts": len(alerts)})
@@ -164,4 +172,5 @@ class ScheduleService:
         await asyncio.to_thread(self.scheduler.shutdown, wait=True)
 
     async def stop(self) -> None:
-        """The scheduler holds nothing past its shutdown."""
+        """The scheduler holds nothing past its shutdown; the notifier its HTTP client."""
+        self.notifier.close()
