@@ -11,11 +11,12 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -46,6 +47,16 @@ RedactionAction = Literal["mask", "drop", "pseudonymise"]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _http_base(value: str) -> str:
+    if urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+# An http(s) URL that paths are appended to (an OTLP endpoint, an Alertmanager).
+HttpBase = Annotated[str, AfterValidator(_http_base)]
 
 
 def _secret_from_file(secret: SecretStr | None, path: Path | None) -> SecretStr | None:
@@ -392,7 +403,7 @@ class EvaluationExportConfig(Section):
     """Watchkeeper's judgments as OpenTelemetry `gen_ai.evaluation.result` log records, sent
     over OTLP/HTTP to a collector or any OpenTelemetry backend (docs/evaluations.md)."""
 
-    endpoint: str | None = Field(None, description="OTLP/HTTP base URL, e.g. "
+    endpoint: HttpBase | None = Field(None, description="OTLP/HTTP base URL, e.g. "
                                  "http://collector:4318 (records go to <endpoint>/v1/logs); "
                                  "unset: nothing is sent")
     watchers: list[str] | None = Field(None, description="the watchers whose scores are sent "
@@ -404,13 +415,6 @@ class EvaluationExportConfig(Section):
                                 "it the oldest are dropped, never the watch service blocked")
     max_batch: int = Field(512, gt=0)
     schedule_delay_ms: int = Field(1000, gt=0, description="longest wait before a batch goes")
-
-    @field_validator("endpoint")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _token(self) -> EvaluationExportConfig:
@@ -457,18 +461,11 @@ class AlertDeliveryConfig(Section):
     """Where detector alerts go besides the review queue (docs/drift.md): an Alertmanager
     (API v2) and/or a webhook that takes Alertmanager's webhook payload."""
 
-    alertmanager_url: str | None = Field(None, description="e.g. http://alertmanager:9093")
-    webhook_url: str | None = None
+    alertmanager_url: HttpBase | None = Field(None, description="e.g. http://alertmanager:9093")
+    webhook_url: HttpBase | None = None
     token: SecretStr | None = Field(None, description="sent as Authorization: Bearer")
     token_file: Path | None = None
     timeout_s: float = Field(5.0, gt=0)
-
-    @field_validator("alertmanager_url", "webhook_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _token(self) -> AlertDeliveryConfig:

@@ -333,3 +333,31 @@ def test_the_sdk_records_an_app_s_own_evaluation_of_a_call(tmp_path: Path, proto
     assert row == {"evaluator": "groundedness-check", "label": "grounded", "score": 0.25,
                    "flagged": False, "explanation": "no retrieved passage says 30 days",
                    "type": "heuristic", "service": "rag-bot", "model": "m-1"}
+
+
+def test_hostile_evaluation_records_are_stored_sanely_or_not_at_all() -> None:
+    """What a sender controls cannot poison the batch: a timestamp centuries off is taken as
+    the arrival, a non-finite value is no value, names are cut to size, wrong types ignored."""
+    from watchkeeper.agent.config import EvaluationReceiveConfig
+    from watchkeeper.agent.evaluations.events import NAME_CHARS, from_log
+    from watchkeeper.collectors.normalise.otlp import LogView
+
+    def log(attrs: dict[str, Any], time_ns: int = 0) -> LogView:
+        return LogView(trace_id="01" * 16, span_id="01" * 8,
+                       event_name="gen_ai.evaluation.result", time_ns=time_ns,
+                       attributes=attrs, body=None, resource={"service.name": "x"}, scope="s")
+
+    config = EvaluationReceiveConfig(thresholds={"n": 0.5})
+    far = from_log(log({"gen_ai.evaluation.name": "n", "gen_ai.evaluation.score.value": 0.9},
+                       time_ns=2**64 - 1), config)
+    assert far is not None and abs((far[0].ts - datetime.now(UTC)).total_seconds()) < 60
+    for value in (float("nan"), float("inf"), "0.9", True):
+        assert from_log(log({"gen_ai.evaluation.name": "n",
+                             "gen_ai.evaluation.score.value": value}), config) is None
+    long = from_log(log({"gen_ai.evaluation.name": "n" * 5000,
+                         "gen_ai.evaluation.evaluator.id": "e" * 5000,
+                         "gen_ai.evaluation.score.value": 1}), config)
+    assert long is not None
+    assert len(long[0].label) == len(long[0].watcher) == NAME_CHARS
+    assert from_log(log({"gen_ai.evaluation.name": ["not", "a", "name"],
+                         "gen_ai.evaluation.score.value": 1.0}), config) is None

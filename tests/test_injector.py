@@ -198,7 +198,21 @@ def test_service_name_follows_the_operator_s_order(meta: dict[str, Any], expecte
     assert service_name(meta, {"containers": [{"name": "app"}]}) == expected
 
 
+def _malformed_pod(field: str, value: Any) -> dict[str, Any]:
+    body = admission(pod({"watchkeeper.io/inject": "true"}))
+    target = body["request"]["object"]
+    *path, leaf = field.split(".")
+    for part in path:
+        target = target[part]
+    target[leaf] = value
+    return body
+
+
 @pytest.mark.parametrize("body", [
+    _malformed_pod("metadata.annotations", ["watchkeeper.io/inject"]),
+    _malformed_pod("metadata.labels", "app=x"),
+    _malformed_pod("spec.containers", {"name": "app"}),
+    _malformed_pod("spec.volumes", [7]),
     {"kind": "AdmissionReview", "request": {}},
     {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
      "request": {"uid": "x"}},

@@ -370,3 +370,35 @@ def test_a_receiver_that_is_down_never_fails_the_run(store: Store) -> None:
     [run] = service.run(job, now=NOW)
     assert run.result.alert and service.notifier.sent == 0
     assert store.query("SELECT count() FROM watchkeeper.flags").rows == [(1,)]
+
+
+def test_a_receiver_that_fails_once_gets_the_alert_on_the_retry(store: Store) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from watchkeeper.agent.config import AlertDeliveryConfig
+
+    answers = [503, 200]
+    seen: list[str] = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.path)
+            self.send_response(answers.pop(0) if answers else 200)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _windows(store, 1.5)
+    job = DetectorJob(name="prompt-drift", detector="mmd", params={"n_permutations": 100})
+    notify = AlertDeliveryConfig(webhook_url=f"http://127.0.0.1:{server.server_address[1]}/h")
+    service = ScheduleService(store, ScheduleConfig(jobs=[job], notify=notify))
+    try:
+        [run] = service.run(job, now=NOW)
+    finally:
+        server.shutdown()
+    assert run.result.alert and seen == ["/h", "/h"] and service.notifier.sent == 1

@@ -6,7 +6,8 @@ proposal (`gen_ai.evaluation.evaluator.*`); what the convention has no name for 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,6 +109,10 @@ def from_review(row: ReviewRow, trace_id: str, span_id: str) -> EvaluationResult
 
 # -- in: events that applications and other evaluators send --------------------------------
 EVENT_SOURCE = "event"  # scores.source of what arrived as an event
+NAME_CHARS = 200  # names, ids and versions past this are cut: they are low-cardinality keys
+# Timestamps outside this range of the arrival are taken as the arrival (the store's
+# DateTime64 and its TTL would refuse or drop them).
+MAX_AGE, MAX_AHEAD = timedelta(days=365), timedelta(days=1)
 UNSET_SPAN = "0" * 16
 
 
@@ -122,30 +127,32 @@ def from_log(log: LogView, config: EvaluationReceiveConfig
     (only a `gen_ai.response.id`: not joined yet), has no name, or neither a value nor an
     error."""
     attrs = log.attributes
-    name = _text(attrs.get(NAME))
+    name = _text(attrs.get(NAME))[:NAME_CHARS]
     if not name or not log.span_id or log.span_id == UNSET_SPAN or not log.trace_id.strip("0"):
         return None
     sample_id = sample_id_for(log.trace_id, log.span_id)
     service = _text(log.resource.get("service.name")) or "unknown_service"
-    evaluator = (_text(attrs.get(EVALUATOR_ID)) or _text(log.scope)
-                 or service)
+    evaluator = (_text(attrs.get(EVALUATOR_ID)) or _text(log.scope) or service)[:NAME_CHARS]
     error = _text(attrs.get(ERROR_TYPE))
     value = attrs.get(SCORE_VALUE)
     score = float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
+        and math.isfinite(value) else None
     if score is None and not error:  # a label alone: no value to store beside the others
         return None
     threshold = config.thresholds.get(name)
     flagged = threshold is not None and score is not None and score >= threshold and not error
-    field = _text(attrs.get(FIELD)) or "call"
-    ts = datetime.fromtimestamp(log.time_ns / 1e9, UTC) if log.time_ns else datetime.now(UTC)
+    field = _text(attrs.get(FIELD))[:NAME_CHARS] or "call"
+    now = datetime.now(UTC)
+    ts = datetime.fromtimestamp(log.time_ns / 1e9, UTC) if log.time_ns else now
+    if not now - MAX_AGE <= ts <= now + MAX_AHEAD:  # a clock that is off, or a hostile value
+        ts = now
     row = ScoreRow(
         sample_id=sample_id, ts=ts, service=service, watcher=evaluator,
-        version=_text(attrs.get(EVALUATOR_VERSION_PROPOSED)) or _text(
-            attrs.get(EVALUATOR_VERSION)),
+        version=(_text(attrs.get(EVALUATOR_VERSION_PROPOSED))
+                 or _text(attrs.get(EVALUATOR_VERSION)))[:NAME_CHARS],
         field=field, label="_error" if error else name, score=score or 0.0, flagged=flagged,
         threshold=threshold, latency_ms=0.0, error=error, source=EVENT_SOURCE,
-        evaluator_type=_text(attrs.get(EVALUATOR_TYPE)),
+        evaluator_type=_text(attrs.get(EVALUATOR_TYPE))[:NAME_CHARS],
         explanation=_text(attrs.get(EXPLANATION))[:10_000])
     flag = None
     if flagged:

@@ -39,6 +39,44 @@ class Scope(Enum):
     NAMESPACE = "namespace"
 
 
+class _Named(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+
+
+class _Container(_Named):
+    env: list[_Named] | None = None
+
+
+class _PodSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    containers: list[_Container] = Field(default_factory=list)
+    initContainers: list[_Container] | None = None
+    volumes: list[_Named] | None = None
+
+
+class _PodMeta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    generateName: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    ownerReferences: list[dict[str, Any]] | None = None
+
+
+class _Pod(BaseModel):
+    """The parts of a Pod the patch reads, checked before it is read: the API server sends
+    valid pods, anyone else reaching the port gets a 400 for a malformed one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    metadata: _PodMeta = Field(default_factory=_PodMeta)
+    spec: _PodSpec = Field(default_factory=_PodSpec)
+
+
 class AdmissionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -92,6 +130,8 @@ def review(body: dict[str, Any], template: InjectionTemplate, scope: Scope) -> d
     """The AdmissionReview to answer with. A body that is not an AdmissionReview raises
     ValidationError (the server answers 400: the API server never sends one)."""
     request = AdmissionReview.model_validate(body).request
+    if request.object is not None and request.kind.get("kind") == "Pod":
+        _Pod.model_validate(request.object)
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
     try:
         patch = pod_patch(request, template, scope)
