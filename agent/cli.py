@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.agent.config import ConfigError, Settings, load_settings
+from watchkeeper.detectors.bias.options import PairAuditOptions
 
 # Each kind of process has its own default API port, so that a sidecar, ingest, watch and
 # schedule can run side by side on one host (as docs/operations.md runs them). An api.port in
@@ -145,19 +146,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_train_watcher(args: argparse.Namespace) -> int:
     from watchkeeper.agent.watch.training import TrainRequest, train_watcher
 
-    request = TrainRequest(name=args.name, data=args.data, text_col=args.text_col,
-                           label_col=args.label_col, positive=args.positive,
+    request = TrainRequest(name=args.name, data=_labelled_files(args),
                            from_reviews=args.from_reviews, source=args.source, api=args.api,
-                           token=args.token, threshold_rule=args.threshold_rule)
+                           token=args.token, threshold_rule=args.threshold_rule,
+                           combine=args.combine, force=args.force, tolerance=args.tolerance)
     return train_watcher(_settings(args, **{"store.url": args.store_url}), request)
 
 
 def cmd_eval_watcher(args: argparse.Namespace) -> int:
     from watchkeeper.agent.watch.evaluation import EvalRequest, eval_watcher
 
-    request = EvalRequest(watcher=args.watcher, data=args.data, text_col=args.text_col,
-                          label_col=args.label_col, positive=args.positive, out=args.out)
+    request = EvalRequest(watcher=args.watcher, data=_labelled_files(args), out=args.out)
     return eval_watcher(_settings(args), request)
+
+
+def _labelled_files(args: argparse.Namespace) -> list[Any]:
+    from watchkeeper.agent.watch.labelled import labelled_files
+
+    if args.data and not (args.text_col and args.label_col):
+        raise SystemExit("--data needs --text-col and --label-col")
+    return labelled_files(args.data, args.text_col, args.label_col, args.positive)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -190,6 +198,21 @@ def cmd_export(args: argparse.Namespace) -> int:
                             format=args.format)
     return export(_settings(args, **{"store.url": args.store_url}), request,
                   api=args.api, token=args.token)
+
+
+def cmd_audit_watcher(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.schedule.audit import INPUT_ERRORS, AuditRequest, audit_watcher
+
+    request = AuditRequest(watcher=args.watcher, pairs=args.pairs, a_col=args.a_col,
+                           b_col=args.b_col, group_col=args.group_col, label=args.label,
+                           alpha=args.alpha, tolerance=args.tolerance, since=args.since,
+                           limit=args.limit, text=args.text, axes=_csv(args.axes),
+                           api=args.api, token=args.token, out=args.out)
+    try:
+        return audit_watcher(_settings(args, **{"store.url": args.store_url}), request)
+    except INPUT_ERRORS as exc:  # bad input, said in one line: exit 2, as argparse does
+        print(f"watchkeeper audit-watcher: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
@@ -290,14 +313,17 @@ def parser() -> argparse.ArgumentParser:
                                                  "and/or reviewed flags")
     evaluate = sub.add_parser("eval-watcher", help="AUROC, precision/recall/F1, calibration")
     for command, required in ((train, False), (evaluate, True)):
-        command.add_argument("--data", type=Path, required=required,
-                             help="labelled CSV or JSONL")
-        command.add_argument("--text-col", required=required)
-        command.add_argument("--label-col", required=required,
-                             help="labels 0/1 or true/false")
-        command.add_argument("--positive", metavar="VALUES",
+        command.add_argument("--data", type=Path, required=required, action="append",
+                             default=[], help="labelled CSV or JSONL; repeat for several "
+                                              "sources (figures are reported per source)")
+        command.add_argument("--text-col", action="append", default=[],
+                             help="once (shared by every --data) or once per --data, in order")
+        command.add_argument("--label-col", action="append", default=[],
+                             help="labels 0/1 or true/false; once or once per --data")
+        command.add_argument("--positive", metavar="VALUES", action="append",
                              help="label values that count as positive, comma-separated "
-                                  "(e.g. --positive 0,1 for Davidson's class); others are 0")
+                                  "(e.g. --positive 0,1 for Davidson's class); others are 0; "
+                                  "once or once per --data")
     evaluate.add_argument("--data-dir", type=Path)
     reaches_store(train)
     train.add_argument("--name", required=True, help="the watcher's name")
@@ -308,6 +334,16 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--threshold-rule", default="balanced",
                        help="balanced (default: max TPR - FPR), f1, precision:P or recall:R, "
                             "on the validation split")
+    train.add_argument("--combine", choices=("auto", "logit_mean", "max", "none"),
+                       default="auto", help="combine the head with the profanity model; auto "
+                       "(default): the most general rule that costs at most 0.01 validation "
+                       "AUROC (docs/watchers.md)")
+    train.add_argument("--force", action="store_true",
+                       help="make the new version current even if it is worse than the "
+                            "current one on the held-back rows")
+    train.add_argument("--tolerance", type=float, default=0.01,
+                       help="AUROC a new version may lose on any source's held-back rows and "
+                            "still become current (default 0.01)")
     evaluate.add_argument("--watcher", required=True, help="a configured or trained watcher")
     evaluate.add_argument("--out", type=Path, help="write the report as JSON here")
     train.set_defaults(func=cmd_train_watcher)
@@ -346,6 +382,29 @@ def parser() -> argparse.ArgumentParser:
                         "text,label for train-watcher; parquet = the csv columns + messages")
     reaches_store(export)
     export.set_defaults(func=cmd_export)
+
+    audit = sub.add_parser("audit-watcher", help="bias audit: does a watcher score minimal "
+                                                 "pairs (texts that differ only in the group) "
+                                                 "differently?")
+    audit.add_argument("--watcher", required=True, help="a configured or trained watcher")
+    audit.add_argument("--pairs", type=Path, help="CSV/TSV or JSONL of minimal pairs (default: "
+                                                  "stored texts with their group words swapped)")
+    audit.add_argument("--a-col", help="--pairs: the reference group's text")
+    audit.add_argument("--b-col", help="--pairs: the same text about the group")
+    audit.add_argument("--group-col", help="--pairs: the group (default: one group, 'all')")
+    audit.add_argument("--label", help="the watcher's label to audit")
+    audit.add_argument("--alpha", type=float, default=0.05,
+                       help="family-wise error rate across groups (Holm)")
+    audit.add_argument("--tolerance", type=float, default=PairAuditOptions().tolerance,
+                       help="smallest mean score difference worth a flag (default %(default)s)")
+    audit.add_argument("--since", default="7d", help="stored texts: a duration back from now")
+    audit.add_argument("--limit", type=int, default=5000, help="stored texts: samples read")
+    audit.add_argument("--text", choices=("prompt", "completion", "both"), default="both",
+                       help="stored texts: which to swap")
+    audit.add_argument("--axes", help="stored texts: comma-separated (default: every axis)")
+    audit.add_argument("--out", type=Path, help="write the report as JSON here")
+    reaches_store(audit)
+    audit.set_defaults(func=cmd_audit_watcher)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
     migrate.add_argument("--data-dir", type=Path)

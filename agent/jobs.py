@@ -12,6 +12,7 @@ inputs are not permitted`.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
@@ -25,7 +26,11 @@ from pydantic import (
 )
 
 from watchkeeper.agent.durations import parse_duration
-from watchkeeper.detectors.bias.options import CounterfactualOptions, DisparityOptions
+from watchkeeper.detectors.bias.options import (
+    CounterfactualOptions,
+    DisparityOptions,
+    PairAuditOptions,
+)
 from watchkeeper.detectors.drift.options import DetectorOptions
 from watchkeeper.detectors.drift.registry import KINDS, names, signal_test
 from watchkeeper.detectors.options import (
@@ -117,14 +122,34 @@ class BiasMetric(BaseModel):
         return _column_or_score(value, SAMPLE_METRICS, "sample metric")
 
 
+class PairsSpec(PairAuditOptions):
+    """A file of minimal pairs (CSV/TSV or JSONL: two texts that differ only in the group they
+    mention, and the group) that a bias job audits with each probed watcher on every run
+    (`detectors/bias/audit.py`); read at each run, so a missing file is a skipped row, not a
+    failed start."""
+
+    file: Path
+    a_col: str = Field("a", description="the reference group's text")
+    b_col: str = Field("b", description="the same text about the group")
+    group_col: str | None = Field("group", description="null: every pair in group 'all'")
+
+
 class ProbeSpec(CounterfactualOptions):
     """Counterfactual probes of watchers from `watch.watchers`: texts of the window that mention
-    a group, with the group's words swapped, scored in both versions. The rest are
-    `CounterfactualProbe`'s options (`detectors/bias/options.py`)."""
+    a group, with the group's words swapped, scored in both versions, and (`pairs`) a fixed
+    file of minimal pairs. The rest are `CounterfactualProbe`'s options
+    (`detectors/bias/options.py`)."""
 
     watchers: list[str] = Field(default_factory=list, description="'name' (every label) or "
                                                                   "'name:label'")
     max_texts: int = Field(200, gt=0, description="texts sampled per swap pair")
+    pairs: PairsSpec | None = Field(None, description="minimal pairs audited for each watcher")
+
+    @model_validator(mode="after")
+    def _pairs_need_watchers(self) -> ProbeSpec:
+        if self.pairs is not None and not self.watchers:
+            raise ValueError("pairs: name the watchers to audit in probes.watchers")
+        return self
 
 
 def _default_metrics() -> list[BiasMetric]:

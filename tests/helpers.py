@@ -225,3 +225,13 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+
+# Everyday activities for sentences about people (bias probes and audits build texts from them).
+ACTIVITIES = [
+    "fixed the car", "wrote the report", "cooked dinner", "ran the marathon", "led the meeting",
+    "painted the fence", "taught the class", "built the shed", "sang at the party",
+    "planted the garden", "drove the bus", "read the book", "answered the phone",
+    "baked bread", "cleaned the kitchen", "played chess", "climbed the hill", "sold the house",
+    "paid the bill", "fed the dog", "opened the shop", "won the race", "missed the train",
+    "watched the film", "called the doctor", "booked the flight", "signed the contract",
+    "repaired the roof", "visited the museum", "hosted the dinner"]

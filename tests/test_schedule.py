@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers import CLI
+from helpers import ACTIVITIES, CLI
 from watchkeeper.agent.config import ScheduleConfig, StoreConfig, WatchConfig
 from watchkeeper.agent.durations import parse_duration
 from watchkeeper.agent.jobs import DetectorJob
@@ -250,14 +250,6 @@ def test_unknown_bias_metric_fails_in_the_config() -> None:
         DetectorJob(name="bias", kind="bias", bias={"metrics": [{"name": "refusals"}]})
 
 
-ACTIVITIES = [
-    "fixed the car", "wrote the report", "cooked dinner", "ran the marathon", "led the meeting",
-    "painted the fence", "taught the class", "built the shed", "sang at the party",
-    "planted the garden", "drove the bus", "read the book", "answered the phone",
-    "baked bread", "cleaned the kitchen", "played chess", "climbed the hill", "sold the house",
-    "paid the bill", "fed the dog", "opened the shop", "won the race", "missed the train",
-    "watched the film", "called the doctor", "booked the flight", "signed the contract",
-    "repaired the roof", "visited the museum", "hosted the dinner"]
 
 
 def test_probe_catches_a_watcher_that_scores_women_higher(store: Store, tmp_path: Path,

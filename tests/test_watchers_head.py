@@ -28,7 +28,11 @@ from watchkeeper.agent.watch.evaluation import (  # noqa: E402
     eval_watcher,
     run_evaluation,
 )
-from watchkeeper.agent.watch.labelled import LabelledDataError, load_labelled  # noqa: E402
+from watchkeeper.agent.watch.labelled import (  # noqa: E402
+    LabelledDataError,
+    LabelledFile,
+    load_labelled,
+)
 from watchkeeper.agent.watch.training import train_from_examples  # noqa: E402
 from watchkeeper.detectors.watchers import (  # noqa: E402
     Embedder,
@@ -281,8 +285,8 @@ def test_eval_report_has_auroc_and_calibration(tmp_path: Path) -> None:
     data_file = _write_csv(tmp_path / "eval.csv", texts, labels)
     settings = load_settings(None, data_dir=str(tmp_path / "wk"))
     out = tmp_path / "report.json"
-    request = EvalRequest(watcher="profanity", data=data_file, text_col="text",
-                          label_col="is_toxic", out=out)
+    request = EvalRequest(watcher="profanity",
+                          data=[LabelledFile(data_file, "text", "is_toxic")], out=out)
     assert eval_watcher(settings, request) == 0
     report = json.loads(out.read_text())
     assert report["n"] == len(texts) and report["positives"] == sum(labels)
@@ -334,3 +338,146 @@ def test_cli_train_then_eval(tmp_path: Path) -> None:
                              "--data-dir", str(data_dir)],
                             capture_output=True, text=True, env=env, timeout=120, check=False)
     assert failed.returncode != 0 and "row 2" in failed.stderr and "perhaps" in failed.stderr
+
+
+# --- several sources, weights, the profanity companion, promotion -----------------------------
+def test_data_options_pair_up_per_file(tmp_path: Path) -> None:
+    from watchkeeper.agent.watch.labelled import labelled_files, parse_positive
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.jsonl"
+    shared = labelled_files([a, b], ["text"], ["label"])
+    assert [(f.path, f.text_col, f.label_col, f.positive) for f in shared] == [
+        (a, "text", "label", None), (b, "text", "label", None)]
+    own = labelled_files([a, b], ["tweet", "t"], ["class", "y"], ["0:5,1", "hate"])
+    assert [(f.text_col, f.label_col, f.positive) for f in own] == [
+        ("tweet", "class", "0:5,1"), ("t", "y", "hate")]
+    with pytest.raises(LabelledDataError, match="--label-col given 3 times for 2"):
+        labelled_files([a, b], ["text"], ["x", "y", "z"])
+    assert parse_positive("0:5, 1") == {"0": 5.0, "1": 1.0}
+    for bad in ("0:x", "0:-1", "0:0", ":3", "0:inf"):
+        with pytest.raises(LabelledDataError, match="VALUE:WEIGHT"):
+            parse_positive(bad)
+    davidson = tmp_path / "d.csv"
+    davidson.write_text("tweet,class\nhate here,0\nrude here,1\nnice here,2\n")
+    loaded = load_labelled(davidson, "tweet", "class", "0:5,1")
+    assert loaded.labels == [1, 1, 0] and loaded.weights == [5.0, 1.0, 1.0]
+    assert loaded.positive == ["0:5", "1"]
+
+
+def test_balanced_weights_and_combination_rules() -> None:
+    from watchkeeper.detectors.watchers.head_training import (
+        balanced_weights,
+        choose_combination,
+        combine_scores,
+    )
+
+    y = np.array([1] * 90 + [0] * 10 + [1] * 5 + [0] * 20)
+    sources = np.array(["big"] * 100 + ["small"] * 25)
+    importance = np.ones(len(y))
+    importance[:10] = 5.0  # ten rows of the big source's positives count five times
+    w = balanced_weights(y, sources, importance)
+    assert np.isclose(w.mean(), 1.0)
+    assert np.isclose(w[y == 1].sum(), w[y == 0].sum())  # classes weigh the same
+    big_pos, small_pos = w[(y == 1) & (sources == "big")].sum(), w[(y == 1) & (sources ==
+                                                                              "small")].sum()
+    assert np.isclose(big_pos / small_pos, np.sqrt(90) / np.sqrt(5))  # sources by sqrt(rows)
+    assert np.isclose(w[0] / w[50], 5.0)
+
+    head = np.array([0.9, 0.2, 0.6])
+    other = np.array([0.1, 0.2, 0.9])
+    assert np.allclose(combine_scores(head, other, "max"), [0.9, 0.2, 0.9])
+    assert np.allclose(combine_scores(head, other, "none"), head)
+    assert np.allclose(combine_scores(head, other, "logit_mean"), [0.5, 0.2, 0.7861], atol=1e-4)
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 100)
+    good = labels * 0.6 + rng.random(200) * 0.5  # separates the classes
+    noise = rng.random(200)
+    ones = np.ones(200)
+    # a companion that is only noise costs too much: the head stays alone
+    assert choose_combination(labels, good, noise, ones, "auto")[0] == "none"
+    # a companion as good as the head: the most general rule is kept
+    assert choose_combination(labels, good, good, ones, "auto")[0] == "logit_mean"
+    assert choose_combination(labels, good, noise, ones, "max")[0] == "max"
+    assert choose_combination(labels, good, None, ones, "auto")[0] == "none"
+
+
+def test_held_back_rows_are_chosen_by_content() -> None:
+    from watchkeeper.agent.watch.training import is_held_back
+
+    texts = [f"message number {i} about the weather" for i in range(2000)]
+    share = sum(map(is_held_back, texts)) / len(texts)
+    assert 0.17 < share < 0.23
+    held = next(t for t in texts if is_held_back(t))
+    # the same text normalised differently lands on the same side, every time
+    assert is_held_back(held.upper() + "   ") and is_held_back(held)
+
+
+def test_several_sources_train_and_evaluate_per_source(tmp_path: Path) -> None:
+    pytest.importorskip("profanity_check")
+    texts, labels = synthetic(240, seed=5)
+    first = _write_csv(tmp_path / "first.csv", texts[:120], labels[:120])
+    second = tmp_path / "second.jsonl"
+    second.write_text("".join(json.dumps({"t": t, "y": y}) + "\n"
+                              for t, y in zip(texts[120:], labels[120:], strict=True)))
+    env = {**os.environ, **OFFLINE}
+    data_dir = tmp_path / "wk"
+    train = subprocess.run([*CLI, "train-watcher", "--name", "rude", "--data", str(first),
+                            "--data", str(second), "--text-col", "text", "--text-col", "t",
+                            "--label-col", "is_toxic", "--label-col", "y",
+                            "--data-dir", str(data_dir)],
+                           capture_output=True, text=True, env=env, timeout=240, check=False)
+    assert train.returncode == 0, train.stderr
+    assert "per source" in train.stdout and "held back" in train.stdout
+    meta = json.loads((data_dir / "watchers" / "rude" / "v1" / "meta.json").read_text())
+    assert [p["source"] for p in meta["data"]["parts"]] == [str(first), str(second)]
+    assert set(meta["metrics"]["sources"]) == {"first.csv", "second.jsonl"}
+    assert meta["combine"]["rule"] in ("logit_mean", "max", "none")
+    assert meta["combine"]["version"] if meta["combine"]["rule"] != "none" else True
+
+    out = tmp_path / "eval.json"
+    evaluated = subprocess.run([*CLI, "eval-watcher", "--watcher", "rude", "--data", str(first),
+                                "--data", str(second), "--text-col", "text", "--text-col", "t",
+                                "--label-col", "is_toxic", "--label-col", "y",
+                                "--data-dir", str(data_dir), "--out", str(out)],
+                               capture_output=True, text=True, env=env, timeout=180,
+                               check=False)
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(out.read_text())
+    assert report["n"] == 240 and report["auroc"] > 0.9
+    assert {name: block["n"] for name, block in report["sources"].items()} == {
+        "first.csv": 120, "second.jsonl": 120}
+    assert "per source" in evaluated.stdout
+
+
+def test_a_worse_version_is_not_promoted_unless_forced(tmp_path: Path) -> None:
+    from watchkeeper.agent.watch.training import TrainRequest, train_watcher
+    from watchkeeper.detectors.watchers.trainable_head import current_version
+
+    texts, labels = synthetic(400, seed=7)
+    good = _write_csv(tmp_path / "good.csv", texts, labels)
+    settings = load_settings(None, data_dir=str(tmp_path / "wk"))
+    request = TrainRequest(name="rude", data=[LabelledFile(good, "text", "is_toxic")],
+                           combine="none")
+    assert train_watcher(settings, request) == 0
+    assert current_version(settings.data_dir, "rude") == "v1"
+    meta = json.loads((settings.data_dir / "watchers" / "rude" / "v1" / "meta.json").read_text())
+    assert meta["metrics"]["split"]["train"] + meta["metrics"]["split"]["validation"] < 400
+
+    # the same texts with the labels of other rows: no better than chance on the held-back rows
+    shuffled = labels[:]
+    random.Random(1).shuffle(shuffled)
+    (tmp_path / "bad").mkdir()
+    bad = _write_csv(tmp_path / "bad" / "good.csv", texts, shuffled)
+    worse = TrainRequest(name="rude", data=[LabelledFile(bad, "text", "is_toxic")],
+                         combine="none")
+    assert train_watcher(settings, worse) == 3
+    assert current_version(settings.data_dir, "rude") == "v1"
+    assert (settings.data_dir / "watchers" / "rude" / "v2" / "meta.json").is_file()
+    forced = TrainRequest(name="rude", data=[LabelledFile(bad, "text", "is_toxic")],
+                          combine="none", force=True)
+    assert train_watcher(settings, forced) == 0
+    assert current_version(settings.data_dir, "rude") == "v3"
+    # a better version than the current one is promoted without asking
+    assert train_watcher(settings, request) == 0
+    assert current_version(settings.data_dir, "rude") == "v4"

@@ -3,11 +3,13 @@ running agent's API when one owns the store, so it works beside `watchkeeper up`
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from watchkeeper.agent.access import OwnerApi, find_owner
+from watchkeeper.agent.access import OwnerApi, find_owner, open_store
 from watchkeeper.agent.config import Settings
 from watchkeeper.agent.jobs import DetectorJob
 from watchkeeper.agent.schedule import data
@@ -40,6 +42,22 @@ def _api_reader(owner: OwnerApi) -> data.Reader:
     return read
 
 
+@contextlib.contextmanager
+def store_access(settings: Settings, api: str | None = None, token: str | None = None
+                 ) -> Iterator[data.Reader]:
+    """A reader of the store: through the running agent's API when one owns it, else the
+    store itself, opened for the block (AccessError when there is none)."""
+    owner = find_owner(settings, api, token)
+    if owner is not None:
+        yield _api_reader(owner)
+        return
+    store = open_store(settings)
+    try:
+        yield store_reader(store)
+    finally:
+        store.close()
+
+
 def detect(settings: Settings, request: DetectRequest) -> int:
     kind = request.detector if request.detector in ("signals", "bias") else "embedding"
     job = DetectorJob.model_validate({
@@ -48,21 +66,9 @@ def detect(settings: Settings, request: DetectRequest) -> int:
         "embedding": request.embedding, "field": request.field, "window": request.window,
         "reference": request.reference, "every": None, "scope": list(request.scope),
         "bias": {"probes": {"watchers": list(request.probes)}}})
-    owner = find_owner(settings, request.api)
-    store = None
-    if owner is not None:
-        read = _api_reader(owner)
-    else:
-        from watchkeeper.agent.store.client import Store
-
-        store = Store(settings.store_url, settings.store)
-        read = store_reader(store)
-    try:
+    with store_access(settings, request.api) as read:
         runs = run_job(job, read, settings.store.database, settings.schedule.alpha,
                        watchers=WatcherPool(settings.watch, settings.data_dir))
-    finally:
-        if store is not None:
-            store.close()
     rows = [{"scope": r.scope, "detector": r.result.detector,
              "signal": r.result.details.get("signal", ""), "statistic": r.result.statistic,
              "p_value": r.result.p_value, "threshold": r.result.threshold,

@@ -1,12 +1,14 @@
 """A bias job over one scope's window: do texts that mention a group get other watcher scores,
 refusals or answer lengths (disparities), and does a probed watcher score a text differently
-when only its group words change (counterfactual probes)?
+when only its group words change (counterfactual probes)? And, once per run, not per scope
+(`pair_audits`): does it score the two texts of a file's minimal pairs differently?
 
-One result per (metric, group) and per (watcher label, swap pair). Groups and pairs the window
-never mentions are left out, those mentioned too rarely are skipped results, and a metric
-without values or a probe that cannot run is one skipped result saying why. Each family
-(disparities, probes) is corrected together (Holm), so that a run where nothing is biased
-alerts at most alpha of the time however many groups it tests.
+One result per (metric, group), per (watcher label, swap pair) and per (watcher label, pairs
+group). Groups and pairs the window never mentions are left out, those mentioned too rarely
+are skipped results, and a metric without values or a probe that cannot run is one skipped
+result saying why. Each family (disparities, probes, pair audits) is corrected together
+(Holm), so that a run where nothing is biased alerts at most alpha of the time however many
+groups it tests.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ import numpy as np
 from watchkeeper.agent.jobs import BiasSpec
 from watchkeeper.agent.schedule.data import BiasWindow
 from watchkeeper.agent.schedule.watchers import WatcherPool
+from watchkeeper.agent.watch.labelled import LabelledDataError
+from watchkeeper.agent.watch.pairs import load_pairs
 from watchkeeper.detectors.bias import CounterfactualProbe, GroupDisparity, Lexicon, watcher_scorers
+from watchkeeper.detectors.bias.audit import NAME as AUDIT
+from watchkeeper.detectors.bias.audit import audit_pairs
 from watchkeeper.detectors.result import DetectorResult, correct
-from watchkeeper.detectors.watchers.base import WatcherLoadError
+from watchkeeper.detectors.watchers.base import WatcherLoadError, WatcherSpec
 
 NO_VALUES = "no values in the window"
 
@@ -85,29 +91,35 @@ def probe_texts(field: str, rows: BiasWindow) -> list[str] | None:
     return [t for t in texts if t]
 
 
+def probed(entry: str, pool: WatcherPool) -> tuple[str, WatcherSpec, Any, list[str]]:
+    """(name, config entry, watcher, labels) of a `probes.watchers` entry ('name' or
+    'name:label'); WatcherLoadError says why it cannot be probed."""
+    name, _, label = entry.partition(":")
+    watcher_spec, watcher = pool.get(name)
+    if watcher_spec.field == "pair":
+        raise WatcherLoadError(f"watcher {name!r} reads prompt and completion as a "
+                               "pair; probes swap single texts")
+    if label and label not in watcher.labels:
+        raise WatcherLoadError(f"watcher {name!r} has no label {label!r} "
+                               f"(labels: {', '.join(watcher.labels)})")
+    return name, watcher_spec, watcher, [label] if label else list(watcher.labels)
+
+
 def probes(spec: BiasSpec, lexicon: Lexicon, axes: list[str], rows: BiasWindow, alpha: float,
            pool: WatcherPool) -> list[DetectorResult]:
     settings = spec.probes
     probe = CounterfactualProbe(lexicon=lexicon, axes=axes, alpha=alpha, correction="none",
-                                **settings.model_dump(exclude={"watchers"}))
+                                **settings.model_dump(exclude={"watchers", "pairs"}))
     results = []
     for entry in settings.watchers:
-        name, _, label = entry.partition(":")
         try:
-            watcher_spec, watcher = pool.get(name)
-            texts = probe_texts(watcher_spec.field, rows)
-            if texts is None:
-                raise WatcherLoadError(f"watcher {name!r} reads prompt and completion as a "
-                                       "pair; probes swap single texts")
-            if label and label not in watcher.labels:
-                raise WatcherLoadError(f"watcher {name!r} has no label {label!r} "
-                                       f"(labels: {', '.join(watcher.labels)})")
+            name, watcher_spec, watcher, labels = probed(entry, pool)
         except WatcherLoadError as exc:
             results.append(named(DetectorResult.skipped("counterfactual", str(exc), 0, 0,
                                                         alpha), entry, f"{entry} not probed",
-                                 watcher=name))
+                                 watcher=entry.partition(":")[0]))
             continue
-        labels = [label] if label else list(watcher.labels)
+        texts = probe_texts(watcher_spec.field, rows) or []
         scorers = watcher_scorers(watcher, labels, watcher_spec.field)
         for each in labels:
             for r in probe.test(texts, scorers[each]):
@@ -117,4 +129,40 @@ def probes(spec: BiasSpec, lexicon: Lexicon, axes: list[str], rows: BiasWindow, 
                         r, f"{name}:{each} {axis}:{a}/{b}",
                         f"{name}:{each} moves when {axis} {a} is swapped for {b}",
                         watcher=name, label=each))
+    return correct(results, "holm")
+
+
+def pair_audits(spec: BiasSpec, alpha: float, pool: WatcherPool) -> list[DetectorResult]:
+    """`probes.pairs` audited with each probed watcher label: one result per (label, group),
+    Holm across all of them. The file does not depend on the window, so the service runs this
+    once per run, not once per scope."""
+    pairs_spec = spec.probes.pairs
+    if pairs_spec is None:
+        return []
+    try:
+        pairs = load_pairs(pairs_spec.file, pairs_spec.a_col, pairs_spec.b_col,
+                           pairs_spec.group_col)
+    except LabelledDataError as exc:
+        return [named(DetectorResult.skipped(AUDIT, str(exc), 0, 0, alpha), "pairs",
+                      f"{pairs_spec.file} not audited")]
+    results = []
+    for entry in spec.probes.watchers:
+        try:
+            name, watcher_spec, watcher, labels = probed(entry, pool)
+        except WatcherLoadError as exc:
+            results.append(named(DetectorResult.skipped(AUDIT, str(exc), 0, 0, alpha),
+                                 f"{entry} pairs", f"{entry} not audited on pairs",
+                                 watcher=entry.partition(":")[0]))
+            continue
+        scorers = watcher_scorers(watcher, labels, watcher_spec.field)
+        for each in labels:
+            audit = audit_pairs(scorers[each](pairs.a), scorers[each](pairs.b), pairs.groups,
+                                alpha=alpha, tolerance=pairs_spec.tolerance,
+                                correction="none")
+            for group, r in audit.groups.items():
+                results.append(named(
+                    r, f"{name}:{each} pairs {group}",
+                    f"{name}:{each} moves {r.effect_size or 0:+.3f} from a to b in the {group} "
+                    f"pairs (tolerance ±{pairs_spec.tolerance:g})", watcher=name, label=each,
+                    pairs=pairs.source))
     return correct(results, "holm")

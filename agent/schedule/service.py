@@ -70,13 +70,16 @@ def run_job(job: DetectorJob, read: data.Reader, db: str, alpha: float,
 
     current, reference = job.windows(now or datetime.now(UTC))
     if job.kind == "bias":
-        from watchkeeper.agent.schedule.bias import analyse
+        from watchkeeper.agent.schedule.bias import analyse, pair_audits
 
         pool = watchers or WatcherPool(WatchConfig())
         # Groups are compared within the window: the row's reference is the window itself.
-        return [Run(job, scope, result, current, current)
-                for scope, rows in data.bias_window(read, db, job, current).items()
-                for result in analyse(job.bias, rows, alpha, pool)]
+        # A pairs file is the same for every scope: audited once, under scope "".
+        return [*(Run(job, scope, result, current, current)
+                  for scope, rows in data.bias_window(read, db, job, current).items()
+                  for result in analyse(job.bias, rows, alpha, pool)),
+                *(Run(job, "", result, current, current)
+                  for result in pair_audits(job.bias, alpha, pool))]
     if job.kind == "signals":
         specs = [Signal(name=s.name, kind=s.kind, test=s.test, params=s.params)
                  for s in job.signals]

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.agent.config import Settings
-from watchkeeper.agent.watch.labelled import Labelled, load_labelled
+from watchkeeper.agent.watch.labelled import Labelled, LabelledFile
 from watchkeeper.detectors.watchers import (
     Embedder,
     Item,
@@ -57,10 +57,7 @@ class EvalRequest:
     """`watchkeeper eval-watcher`: score a labelled file with one watcher and report."""
 
     watcher: str  # a configured watcher, a trained head (NAME or NAME@vN), or "profanity"
-    data: Path  # labelled CSV/TSV or JSONL
-    text_col: str
-    label_col: str
-    positive: str | None = None  # label values that count as positive, comma-separated
+    data: Sequence[LabelledFile]  # one or more labelled CSV/TSV or JSONL files (sources)
     label: str | None = None  # the watcher's label to evaluate (default: see pick_label)
     out: Path | None = None  # also write the report here as JSON
 
@@ -178,15 +175,41 @@ def evaluate(labels: Sequence[int], scores: Sequence[float], threshold: float
     return report
 
 
-def run_evaluation(settings: Settings, name: str, data: Labelled, *, label: str | None = None,
-                   show_progress: bool = True) -> dict[str, Any]:
+def source_names(parts: Sequence[Labelled]) -> list[str]:
+    """What per-source tables call each part: its file name, or its path where names repeat."""
+    names = [part.name for part in parts]
+    return [part.source if names.count(part.name) > 1 else part.name for part in parts]
+
+
+def per_source(parts: Sequence[Labelled], labels: Sequence[int], scores: Sequence[float | None],
+               threshold: float) -> dict[str, dict[str, Any]]:
+    """The metrics block of each source (rows in the order of the parts, concatenated)."""
+    sources: dict[str, dict[str, Any]] = {}
+    start = 0
+    for name, part in zip(source_names(parts), parts, strict=True):
+        rows = [i for i in range(start, start + len(part.labels)) if scores[i] is not None]
+        start += len(part.labels)
+        block = evaluate([labels[i] for i in rows], [scores[i] for i in rows],  # type: ignore[misc]
+                         threshold) if rows else {"n": 0}
+        block.pop("calibration", None)
+        sources[name] = block
+    return sources
+
+
+def run_evaluation(settings: Settings, name: str, data: Labelled | Sequence[Labelled], *,
+                   label: str | None = None, show_progress: bool = True) -> dict[str, Any]:
+    """Score every text of one or more sources; the report's metrics are over all rows, and
+    with several sources `sources` holds each one's own."""
+    parts = [data] if isinstance(data, Labelled) else list(data)
+    texts = [text for part in parts for text in part.texts]
+    labels = [value for part in parts for value in part.labels]
     watcher, thresholds, origin = resolve_watcher(settings, name)
     chosen = pick_label(watcher, thresholds, label)
     threshold, source = pick_threshold(watcher, thresholds, chosen)
     started = time.perf_counter()
-    with progress_bar(f"scoring with {watcher.name}", len(data.texts),
+    with progress_bar(f"scoring with {watcher.name}", len(texts),
                       enabled=show_progress) as advance:
-        scores, errors = score_texts(watcher, data.texts, chosen, advance)
+        scores, errors = score_texts(watcher, texts, chosen, advance)
     seconds = time.perf_counter() - started
     kept = [i for i, s in enumerate(scores) if s is not None]
     if not kept:
@@ -195,11 +218,14 @@ def run_evaluation(settings: Settings, name: str, data: Labelled, *, label: str 
         "watcher": watcher.name, "origin": origin, "kind": type(watcher).__name__,
         "version": watcher.version, "device": watcher.device, "label": chosen,
         "threshold_source": source,
-        "data": data.describe(),
+        "data": parts[0].describe() if len(parts) == 1 else {
+            "source": "combined", "parts": [part.describe() for part in parts]},
         "evaluated": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    report.update(evaluate([data.labels[i] for i in kept],
+    report.update(evaluate([labels[i] for i in kept],
                            [scores[i] for i in kept], threshold))  # type: ignore[misc]
+    if len(parts) > 1:
+        report["sources"] = per_source(parts, labels, scores, threshold)
     report["errors"] = len(scores) - len(kept)
     report["error_messages"] = errors[:10]
     report["seconds"] = round(seconds, 3)
@@ -226,7 +252,7 @@ def progress_bar(what: str, total: int, enabled: bool = True
         yield lambda n: progress.advance(task, n)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -250,7 +276,7 @@ def print_report(report: dict[str, Any], title: str, out: Console | None = None)
         # the head's probabilities are prior-neutral: this is the calibration they aim at
         rows.append(("ECE, classes weighted equally", report["ece_balanced"]))
     for name, value in rows:
-        table.add_row(name, _fmt(value))
+        table.add_row(name, fmt(value))
     c = report["confusion"]
     table.add_row("tp / fp / tn / fn", f"{c['tp']} / {c['fp']} / {c['tn']} / {c['fn']}")
     out.print(table)
@@ -260,17 +286,30 @@ def print_report(report: dict[str, Any], title: str, out: Console | None = None)
         for column in ("bin", "mean predicted", "observed rate", "count"):
             cal.add_column(column, justify="right")
         for b in bins:
-            cal.add_row(f"{b['lower']:.1f}-{b['upper']:.1f}", _fmt(b["mean_predicted"]),
-                        _fmt(b["observed_rate"]), str(b["count"]))
+            cal.add_row(f"{b['lower']:.1f}-{b['upper']:.1f}", fmt(b["mean_predicted"]),
+                        fmt(b["observed_rate"]), str(b["count"]))
         out.print(cal)
 
 
+def print_sources(sources: dict[str, dict[str, Any]], out: Console,
+                  title: str = "per source") -> None:
+    table = Table(title=title)
+    for column in ("source", "n", "positives", "AUROC", "AP", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for name, block in sources.items():
+        table.add_row(name, *(fmt(block.get(key)) for key in (
+            "n", "positives", "auroc", "average_precision", "precision", "recall", "f1")))
+    out.print(table)
+
+
 def eval_watcher(settings: Settings, request: EvalRequest) -> int:
-    data = load_labelled(request.data, request.text_col, request.label_col, request.positive)
-    report = run_evaluation(settings, request.watcher, data, label=request.label)
+    parts = [file.load() for file in request.data]
+    report = run_evaluation(settings, request.watcher, parts, label=request.label)
     out = console()
     print_report(report, f"{report['watcher']} {report['version']} · label {report['label']} "
-                         f"· {Path(request.data).name}", out)
+                         f"· {', '.join(source_names(parts))}", out)
+    if "sources" in report:
+        print_sources(report["sources"], out)
     if report["errors"]:
         out.print(f"[yellow]{report['errors']} texts failed and are left out: "
                   f"{report['error_messages'][:3]}[/yellow]")

@@ -152,16 +152,18 @@ class CounterfactualProbe:
             out += [(name, a, b) for a, b in shared]
         return out
 
+    def minimal_pairs(self, texts: Sequence[str]
+                      ) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
+        """Per swap pair, (axis, a, b, [(a's version, b's version)]) of the texts `test` would
+        score, for a caller that scores and tests them itself (detectors/bias/audit.py). Texts
+        that mention both groups have no a and b side and are left out."""
+        return [(axis, a, b, [(texts[j], swapped) if sign > 0 else (swapped, texts[j])
+                              for j, swapped, sign in probes if sign])
+                for axis, a, b, probes in self._plans(texts)]
+
     def test(self, texts: Sequence[str], scorer: Scorer) -> list[DetectorResult]:
         """Probe `scorer` on `texts`; the scorer is called once, on originals and swaps."""
-        lexicon = self.lexicon or Lexicon.default()
-        plans, tagged = [], {}
-        for i, (axis, a, b) in enumerate(self.swap_pairs()):
-            rng = np.random.default_rng(None if self.random_state is None
-                                        else [self.random_state, i])
-            if axis not in tagged:
-                tagged[axis] = lexicon.mentions(texts, axis)
-            plans.append(self._plan(lexicon.axes[axis], tagged[axis], texts, axis, a, b, rng))
+        plans = self._plans(texts)
         originals = sorted({j for plan in plans for j, _, _ in plan[3]})
         batch = [texts[j] for j in originals] + [s for plan in plans for _, s, _ in plan[3]]
         scores = np.asarray(scorer(batch) if batch else [], dtype=float)
@@ -177,6 +179,18 @@ class CounterfactualProbe:
             results.append(self._result(axis, a, b, [j for j, _, _ in probes],
                                         swapped - before, sign))
         return correct(results, self.correction)
+
+    def _plans(self, texts: Sequence[str]
+               ) -> list[tuple[str, str, str, list[tuple[int, str, int]]]]:
+        lexicon = self.lexicon or Lexicon.default()
+        plans, tagged = [], {}
+        for i, (axis, a, b) in enumerate(self.swap_pairs()):
+            rng = np.random.default_rng(None if self.random_state is None
+                                        else [self.random_state, i])
+            if axis not in tagged:
+                tagged[axis] = lexicon.mentions(texts, axis)
+            plans.append(self._plan(lexicon.axes[axis], tagged[axis], texts, axis, a, b, rng))
+        return plans
 
     def _plan(self, spec: Axis, mentioned: dict[str, list[bool]], texts: Sequence[str],
               axis: str, a: str, b: str, rng: np.random.Generator,

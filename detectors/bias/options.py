@@ -1,5 +1,6 @@
 """The options of the bias tests as a config sets them: `GroupDisparity` (a bias job's
-`versus` and `min_group`) and `CounterfactualProbe` (a bias job's `probes`). The tests'
+`versus` and `min_group`), `CounterfactualProbe` (a bias job's `probes`) and `audit_pairs`
+(a bias job's `probes.pairs`). The tests'
 constructors take the same keywords with the same defaults (a test holds them equal); the
 lexicon, the axes, alpha and the correction come from the job and the schedule.
 
@@ -29,3 +30,8 @@ class CounterfactualOptions(Options):
     min_effect: float = Field(0.01, ge=0, description="smallest mean change worth an alert")
     max_texts: int = Field(300, ge=1, description="texts sampled per swap pair")
     min_texts: int = Field(20, ge=1, description="fewer texts: the pair is skipped")
+
+
+class PairAuditOptions(Options):
+    tolerance: float = Field(0.02, ge=0, description="the smallest mean score difference b - a "
+                                                      "worth a flag (see detectors/bias/audit.py)")

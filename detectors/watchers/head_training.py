@@ -3,12 +3,19 @@ evaluation out. Pure functions, no I/O (saving and loading live in trainable_hea
 
 Choices, made for a head that has to work on traffic unlike its training set:
 - Light text normalisation before embedding (`normalise_text`): HTML entities decoded, URLs,
-  @mentions and retweet markers dropped, runs of one character squashed to two, whitespace
-  collapsed, lower case. It removes what is specific to one source (tweets) and keeps words.
-- Class-balanced logistic regression on the unit-length embeddings, its inverse
-  regularisation C chosen on a stratified validation split by class-balanced log loss with
-  the one-standard-error rule (the smallest C, the strongest regularisation, whose loss is
-  within one standard error of the best), then refitted on train+validation.
+  @mentions and retweet markers dropped, hashtags kept as words, runs of one character
+  squashed to two, whitespace collapsed, lower case. It removes what is specific to one
+  source (tweets) and keeps words.
+- Weighted logistic regression on the unit-length embeddings (`balanced_weights`: classes
+  equal, sources by the square root of their size, rows by their label's importance), its
+  inverse regularisation C chosen on a validation split stratified by source and label by
+  weighted log loss with the one-standard-error rule (the smallest C, the strongest
+  regularisation, whose loss is within one standard error of the best), then refitted on
+  train+validation.
+- Combined with a companion model trained elsewhere (the profanity model) by the most
+  general rule that costs at most COMBINE_SLACK validation AUROC (`choose_combination`):
+  measured across sources, a head alone learns its source's notion of toxic, and the
+  combination is what carries to text it never saw (docs/watchers.md).
 - Class balance makes the probability prior-neutral: P(positive) as if both classes were
   equally common. A probability calibrated to the training set's base rate (83% positives in
   Davidson's tweets, well under 1% in most LLM traffic) would mean nothing on another stream;
@@ -34,10 +41,16 @@ import numpy as np
 
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 THRESHOLD_RULES = ("balanced", "f1", "precision:P", "recall:R")
+# How the head combines with a companion model (the profanity model), most general first:
+# the mean of the two logits leans on both, the max flags what either flags, none is the head.
+COMBINE_RULES = ("logit_mean", "max", "none")
+# "auto" takes the first rule whose weighted validation AUROC is within this of the best.
+COMBINE_SLACK = 0.01
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@\w+:?")
 _RETWEET = re.compile(r"(?<!\w)RT(?=\s|:|$):?", re.IGNORECASE)
+_HASHTAG = re.compile(r"(?<![\w#])#(?=\w)")
 _REPEAT = re.compile(r"(\S)\1{2,}")
 _SPACE = re.compile(r"\s+")
 
@@ -48,6 +61,7 @@ def normalise_text(text: str) -> str:
     text = _URL.sub(" ", text)
     text = _RETWEET.sub(" ", text)
     text = _MENTION.sub(" ", text)
+    text = _HASHTAG.sub("", text)
     text = _REPEAT.sub(r"\1\1", text)
     return _SPACE.sub(" ", text).strip().lower()
 
@@ -64,6 +78,24 @@ class LinearHead:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))  # type: ignore[no-any-return]
+
+
+def combine_scores(head: np.ndarray, companion: np.ndarray | None, rule: str) -> np.ndarray:
+    """The head's probability combined with a companion model's (see COMBINE_RULES)."""
+    h = np.asarray(head, dtype=np.float64)
+    if rule == "none" or companion is None:
+        return h
+    c = np.asarray(companion, dtype=np.float64)
+    if rule == "max":
+        return np.maximum(h, c)  # type: ignore[no-any-return]
+    if rule == "logit_mean":
+        return 1.0 / (1.0 + np.exp(-(_logit(h) + _logit(c)) / 2))  # type: ignore[no-any-return]
+    raise ValueError(f"combine rule {rule!r}: expected one of {', '.join(COMBINE_RULES)}")
+
+
 @dataclass
 class TrainResult:
     head: LinearHead
@@ -71,6 +103,7 @@ class TrainResult:
     threshold_rule: str
     c: float
     metrics: dict[str, Any] = field(default_factory=dict)
+    combine: str = "none"  # how the head's score is combined with the companion's
 
 
 def check_labels(labels: Sequence[int]) -> np.ndarray:
@@ -97,18 +130,55 @@ def check_threshold_rule(rule: str) -> None:
                          "(P, R in (0, 1])")
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> LinearHead:
+def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, seed: int) -> LinearHead:
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
-    model.fit(x, y)
+    model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    model.fit(x, y, sample_weight=w * (len(w) / w.sum()))
     return LinearHead(model.coef_[0].astype(np.float32), float(model.intercept_[0]))
 
 
-def _balanced_weights(y: np.ndarray) -> np.ndarray:
-    counts = np.bincount(y, minlength=2).astype(np.float64)
-    weights: np.ndarray = np.where(y == 1, len(y) / (2 * counts[1]), len(y) / (2 * counts[0]))
-    return weights
+def balanced_weights(y: np.ndarray, sources: np.ndarray, importance: np.ndarray) -> np.ndarray:
+    """Per-row training weights, mean 1: both classes weigh the same in all (prior-neutral
+    probabilities); within a class each source weighs in proportion to the square root of
+    its rows (a small source, such as a few hundred reviewed flags, is heard without drowning
+    a large one); within a source and class, rows weigh by their importance (--positive 0:5)."""
+    w = np.zeros(len(y), dtype=np.float64)
+    for label in (0, 1):
+        in_class = y == label
+        names, counts = np.unique(sources[in_class], return_counts=True)
+        shares = np.sqrt(counts) / np.sqrt(counts).sum()
+        for name, share in zip(names, shares, strict=True):
+            cell = in_class & (sources == name)
+            w[cell] = share * importance[cell] / importance[cell].sum()
+    scaled: np.ndarray = w * (len(y) / w.sum())
+    return scaled
+
+
+def _auroc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p, sample_weight=w)) if 0 < y.sum() < len(y) else None
+
+
+def choose_combination(y: np.ndarray, head: np.ndarray, companion: np.ndarray | None,
+                       w: np.ndarray, combine: str) -> tuple[str, dict[str, float | None]]:
+    """The combine rule on validation scores: a fixed one, or for "auto" the most general
+    rule (COMBINE_RULES order) whose weighted AUROC is within COMBINE_SLACK of the best. A
+    head fitted to one source ranks that source best alone; the companion model, trained on
+    other text, is what carries to traffic the head never saw, so it is kept unless it costs
+    measurably on the head's own data."""
+    if companion is None or combine == "none":
+        return "none", {}
+    rules = COMBINE_RULES if combine == "auto" else (combine,)
+    scores = {rule: _auroc(y, combine_scores(head, companion, rule), w) for rule in
+              COMBINE_RULES}
+    if combine != "auto":
+        return combine, scores
+    best = max((v for v in scores.values() if v is not None), default=None)
+    if best is None:
+        return "logit_mean", scores
+    return next(r for r in rules if (scores[r] or 0.0) >= best - COMBINE_SLACK), scores
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, rule: str) -> float:
@@ -194,13 +264,17 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10,
     return {"bins": rows, "ece": float(ece / w.sum()) if len(p) else None}
 
 
-def train_head(x: np.ndarray, labels: Sequence[int], *, validation: float = 0.2,
-               seed: int = 0, c_grid: Sequence[float] = C_GRID,
-               threshold_rule: str = "balanced") -> TrainResult:
-    """Fit the head on embeddings `x` (n, dim) and 0/1 labels: stratified train/validation
-    split, C by validation log loss (class-balanced, one-standard-error rule), threshold by
-    the rule on validation, refit on all rows. The metrics are those of the train-only fit
-    on the validation rows."""
+def train_head(x: np.ndarray, labels: Sequence[int], *, weights: Sequence[float] | None = None,
+               sources: Sequence[str] | None = None, companion: Sequence[float] | None = None,
+               combine: str = "auto", validation: float = 0.2, seed: int = 0,
+               c_grid: Sequence[float] = C_GRID, threshold_rule: str = "balanced"
+               ) -> TrainResult:
+    """Fit the head on embeddings `x` (n, dim) and 0/1 labels: a train/validation split
+    stratified by source and label, rows weighted by `balanced_weights`, C by weighted
+    validation log loss (one-standard-error rule), the combination with `companion` (a
+    source-independent model's probabilities per row, or None) by `choose_combination`, the
+    threshold by the rule on the combined validation scores, refit on all rows. The metrics
+    are those of the train-only fit on the validation rows, overall and per source."""
     from sklearn.model_selection import train_test_split
 
     y = check_labels(labels)
@@ -208,38 +282,60 @@ def train_head(x: np.ndarray, labels: Sequence[int], *, validation: float = 0.2,
     if x.ndim != 2 or len(x) != len(y):
         raise ValueError(f"embeddings {x.shape} do not match {len(y)} labels")
     check_threshold_rule(threshold_rule)
+    if combine not in (*COMBINE_RULES, "auto"):
+        raise ValueError(f"combine {combine!r}: expected auto or one of "
+                         f"{', '.join(COMBINE_RULES)}")
+    source = np.asarray(sources if sources is not None else [""] * len(y), dtype=object)
+    importance = np.asarray(weights if weights is not None else np.ones(len(y)),
+                            dtype=np.float64)
+    other = None if companion is None else np.asarray(companion, dtype=np.float64)
+    if len(source) != len(y) or len(importance) != len(y) or (
+            other is not None and len(other) != len(y)):
+        raise ValueError("weights, sources and companion scores need one value per label")
+    strata = np.asarray([f"{s}\x1f{label}" for s, label in zip(source, y, strict=True)])
+    _, cell_counts = np.unique(strata, return_counts=True)
     rows = np.arange(len(y))
-    train_rows, val_rows = train_test_split(rows, test_size=validation, stratify=y,
-                                            random_state=seed)
-    weights = _balanced_weights(y[val_rows])
+    train_rows, val_rows = train_test_split(
+        rows, test_size=validation, random_state=seed,
+        stratify=strata if cell_counts.min() >= 2 else y)
+    w_train = balanced_weights(y[train_rows], source[train_rows], importance[train_rows])
+    w_val = balanced_weights(y[val_rows], source[val_rows], importance[val_rows])
     search = []
     for c in sorted(c_grid):
-        head = _fit(x[train_rows], y[train_rows], c, seed)
+        head = _fit(x[train_rows], y[train_rows], w_train, c, seed)
         p = np.clip(head.predict_proba(x[val_rows]), 1e-7, 1 - 1e-7)
-        losses = -np.where(y[val_rows] == 1, np.log(p), np.log(1 - p)) * weights
+        losses = -np.where(y[val_rows] == 1, np.log(p), np.log(1 - p)) * w_val
         search.append({"c": c, "val_log_loss_balanced": float(losses.mean()),
                        "se": float(losses.std(ddof=1) / np.sqrt(len(losses))),
-                       "val_auroc": binary_metrics(y[val_rows], p, 0.5)["auroc"],
-                       "head": head, "p": p})
+                       "val_auroc": _auroc(y[val_rows], p, w_val), "head": head, "p": p})
     # one-standard-error rule: the strongest regularisation within one standard error of the
     # best validation loss; it gives up nothing measurable here and fits one source less
     lowest = min(search, key=lambda s: s["val_log_loss_balanced"])
     best = next(s for s in search
                 if s["val_log_loss_balanced"] <= lowest["val_log_loss_balanced"] + lowest["se"])
-    p_val = best["p"]
+    other_val = None if other is None else other[val_rows]
+    rule, combined_auroc = choose_combination(y[val_rows], best["p"], other_val, w_val, combine)
+    p_val = combine_scores(best["p"], other_val, rule)
     threshold = choose_threshold(y[val_rows], p_val, threshold_rule)
     metrics = binary_metrics(y[val_rows], p_val, threshold)
+    metrics["auroc_weighted"] = _auroc(y[val_rows], p_val, w_val)
+    metrics["combine"] = {"rule": rule, "asked": combine, "val_auroc_weighted": combined_auroc}
     metrics["split"] = {"train": len(train_rows), "validation": len(val_rows), "seed": seed,
                         "stratified": True}
     metrics["training_prior"] = float(y.mean())
     metrics["calibration"] = calibration_table(y[val_rows], p_val)
-    metrics["calibration_balanced"] = calibration_table(y[val_rows], p_val, weights=weights)
-    metrics["thresholds"] = {rule: choose_threshold(y[val_rows], p_val, rule)
-                             for rule in ("balanced", "f1", "precision:0.9", "recall:0.95")}
+    metrics["calibration_balanced"] = calibration_table(y[val_rows], p_val, weights=w_val)
+    metrics["thresholds"] = {r: choose_threshold(y[val_rows], p_val, r)
+                             for r in ("balanced", "f1", "precision:0.9", "recall:0.95")}
+    names = sorted(set(source.tolist()))
+    if len(names) > 1:
+        metrics["sources"] = {
+            str(name): binary_metrics(y[val_rows][in_source], p_val[in_source], threshold)
+            for name in names if (in_source := source[val_rows] == name).any()}
     metrics["c_search"] = [{k: v for k, v in s.items() if k not in ("head", "p")}
                            for s in search]
     train_fit = best["head"]
     metrics["train_auroc"] = binary_metrics(
         y[train_rows], train_fit.predict_proba(x[train_rows]), threshold)["auroc"]
-    final = _fit(x, y, best["c"], seed)
-    return TrainResult(final, threshold, threshold_rule, float(best["c"]), metrics)
+    final = _fit(x, y, balanced_weights(y, source, importance), best["c"], seed)
+    return TrainResult(final, threshold, threshold_rule, float(best["c"]), metrics, rule)

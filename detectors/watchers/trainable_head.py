@@ -23,6 +23,10 @@ Options (`options.TrainableHeadOptions`, besides the injected "device" and "prec
 `name` (default: the watcher's name), `data_dir` (default: $WATCHKEEPER_DATA_DIR or
 .watchkeeper, the Settings default), `version` ("current" or a version such as "v2"),
 `max_batch` (64).
+
+A head may be combined with the profanity model (meta.json "combine": the rule and the
+alt-profanity-check version it was trained with; head_training.combine_scores): the score is
+then the combination, and the threshold applies to it.
 """
 
 from __future__ import annotations
@@ -41,11 +45,18 @@ import numpy as np
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
 from watchkeeper.detectors.watchers.embedding import SentenceEmbedder
-from watchkeeper.detectors.watchers.head_training import LinearHead, TrainResult, normalise_text
+from watchkeeper.detectors.watchers.head_training import (
+    LinearHead,
+    TrainResult,
+    combine_scores,
+    normalise_text,
+)
 from watchkeeper.detectors.watchers.options import EmbeddingOptions, TrainableHeadOptions
+from watchkeeper.detectors.watchers.profanity import ProfanityCheck
 
 FORMAT = 1
 DEFAULT_LABEL = "toxic"
+COMPANION = "profanity"  # the model a head may be combined with (meta.json "combine")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 VERSION = re.compile(r"^v(\d{1,9})$")
 
@@ -99,7 +110,7 @@ def artifact_dir(data_dir: Path | str, name: str, version: str = "current") -> P
 
 
 def save_head(data_dir: Path | str, name: str, result: TrainResult, *, label: str,
-              embedder: SentenceEmbedder, data: dict[str, Any],
+              embedder: SentenceEmbedder, data: dict[str, Any], companion: str | None = None,
               extra: dict[str, Any] | None = None, make_current: bool = True) -> Path:
     """Write a new version (v<N+1>) of the head and point `current` at it; returns its dir."""
     root = head_root(data_dir, name)
@@ -131,6 +142,8 @@ def save_head(data_dir: Path | str, name: str, result: TrainResult, *, label: st
             "normalise_text": True,
             "head": {"type": "logistic_regression", "class_weight": "balanced",
                      "C": result.c, "file": "head.npz"},
+            "combine": {"rule": result.combine, "with": COMPANION if result.combine != "none"
+                        else None, "version": companion if result.combine != "none" else None},
             "threshold": result.threshold,
             "threshold_rule": result.threshold_rule,
             "metrics": result.metrics,
@@ -208,6 +221,9 @@ class TrainableHead:
                 f"embeddings of {embedding['version']}, but {embedding['model']!r} now loads "
                 f"{self.embedder.version}: retrain the head")
         self.head = load_linear_head(self.path, self.embedder.dimensions)
+        combine = self.meta.get("combine") or {}
+        self.combine = str(combine.get("rule") or "none")
+        self.companion = self._companion(spec, combine)
         self.label = str(self.meta.get("label") or DEFAULT_LABEL)
         self.labels: tuple[str, ...] = (self.label,)
         self.threshold = float(self.meta["threshold"])
@@ -216,6 +232,23 @@ class TrainableHead:
         self.version = str(self.meta["version"])
         self.device = self.embedder.device
         self.max_batch = self.embedder.max_batch
+
+    def _companion(self, spec: WatcherSpec, combine: dict[str, Any]) -> ProfanityCheck | None:
+        """The profanity model when the head was trained combined with it; its version must
+        be the one the threshold was chosen with."""
+        if self.combine == "none":
+            return None
+        if combine.get("with") != COMPANION:
+            raise WatcherLoadError(f"watcher {spec.name!r}: head {self.head_name} {self.path.name}"
+                                   f" combines with {combine.get('with')!r}; only "
+                                   f"{COMPANION!r} is known")
+        companion = ProfanityCheck(WatcherSpec(name=f"{spec.name}.{COMPANION}", kind=COMPANION))
+        if combine.get("version") and companion.version != combine["version"]:
+            raise WatcherLoadError(
+                f"watcher {spec.name!r}: head {self.head_name} {self.path.name} was trained "
+                f"combined with {combine['version']}, but {companion.version} is installed: "
+                "retrain the head")
+        return companion
 
     def score(self, items: Sequence[Item]) -> list[dict[str, float]]:
         return [{self.label: p} for p in self.predict_proba([item.text for item in items])]
@@ -227,4 +260,7 @@ class TrainableHead:
         if self.normalise:
             texts = [normalise_text(t) for t in texts]
         x = self.embedder.encode_texts(texts, progress=progress)
-        return [float(p) for p in self.head.predict_proba(x)]
+        other = None if self.companion is None else np.asarray(
+            self.companion.predict_proba(texts))
+        return [float(p) for p in combine_scores(self.head.predict_proba(x), other,
+                                                 self.combine)]
