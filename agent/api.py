@@ -1,6 +1,7 @@
 """The agent's own HTTP API: health, readiness, Prometheus metrics, read-only SQL over the
-store and the review queue (chDB lets one process own the store, so other commands ask this
-one). Everything but /healthz and /readyz requires the API token when one is set."""
+store, the review queue and repricing (chDB lets one process own the store, so other
+commands ask this one). Everything but /healthz and /readyz requires the API token when one
+is set."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.config import CostConfig
+from watchkeeper.agent.cost.reprice import RepriceRequest, reprice_store
 from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
 from watchkeeper.agent.lifecycle import seconds_left
 from watchkeeper.agent.review.models import FlagQuery, RecordQuery, ReviewRequest
@@ -36,7 +39,8 @@ def _json(payload: Any, status: int = 200,
 
 
 def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
-        tokens: TokenCheck, emitter: EvaluationEmitter | None = None) -> web.Application:
+        tokens: TokenCheck, emitter: EvaluationEmitter | None = None,
+        cost: CostConfig | None = None) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
@@ -125,6 +129,19 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
     async def review(request: web.Request) -> web.Response:
         return await on_reviews(request, ReviewRequest, StoreReviews.review)
 
+    async def reprice(request: web.Request) -> web.Response:
+        """`watchkeeper reprice` for the store this process owns, by its own price config."""
+        if denied(request):
+            return _json(DENIED, 401)
+        if store is None:
+            return _json(NO_STORE, 404)
+        try:
+            argument = RepriceRequest.model_validate(await request.json())
+        except (json.JSONDecodeError, ValidationError) as exc:
+            return _json({"error": str(exc)}, 400)
+        result = await asyncio.to_thread(reprice_store, store, cost or CostConfig(), argument)
+        return _json(result)
+
     application = web.Application()
     application.on_cleanup.append(close_workers)
     application.router.add_get("/healthz", healthz)
@@ -134,6 +151,7 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
     application.router.add_get("/api/flags", flags)
     application.router.add_get("/api/flags/records", records)
     application.router.add_post("/api/reviews", review)
+    application.router.add_post("/api/reprice", reprice)
     return application
 
 
@@ -145,10 +163,11 @@ class ApiService:
 
     def __init__(self, host: str, port: int, store: Store | None, sandbox: Sandbox | None,
                  readiness: Readiness, tokens: TokenCheck,
-                 emitter: EvaluationEmitter | None = None) -> None:
+                 emitter: EvaluationEmitter | None = None, cost: CostConfig | None = None
+                 ) -> None:
         self.host, self.port = host, port
         self.sandbox = sandbox
-        self._app = app(store, sandbox, readiness, tokens, emitter)
+        self._app = app(store, sandbox, readiness, tokens, emitter, cost)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:

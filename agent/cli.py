@@ -109,6 +109,7 @@ def cmd_eval_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.cost.prices import sync_prices
     from watchkeeper.agent.store.client import Store
     from watchkeeper.agent.store.migrate import migrate
     from watchkeeper.agent.store.reader import create_reader
@@ -121,6 +122,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     store = Store(settings.store_url, settings.store)
     try:
         applied = migrate(store)
+        sync_prices(store, settings.cost)
         reader = create_reader(store, settings.query) if args.create_readonly_user else None
     finally:
         store.close()
@@ -191,7 +193,8 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from watchkeeper.agent.review.export import ExportRequest, export, parse_since
+    from watchkeeper.agent.durations import parse_since
+    from watchkeeper.agent.review.export import ExportRequest, export
 
     request = ExportRequest(out=args.out, status=args.status, source=args.source,
                             since=parse_since(args.since) if args.since else None,
@@ -213,6 +216,29 @@ def cmd_audit_watcher(args: argparse.Namespace) -> int:
     except INPUT_ERRORS as exc:  # bad input, said in one line: exit 2, as argparse does
         print(f"watchkeeper audit-watcher: {exc}", file=sys.stderr)
         return 2
+
+
+def cmd_reprice(args: argparse.Namespace) -> int:
+    from watchkeeper.agent.cost.reprice import RepriceRequest, reprice
+    from watchkeeper.agent.durations import parse_since
+
+    try:
+        request = RepriceRequest(since=parse_since(args.since))
+    except ValueError as exc:
+        print(f"watchkeeper reprice: {exc}", file=sys.stderr)
+        return 2
+    result = reprice(_settings(args, **{"store.url": args.store_url}), request,
+                     api=args.api, token=args.token)
+    if args.format == "json":
+        print(json.dumps(result))
+        return 0
+    print(f"repriced {result['days']} day(s) from {result['since']} with {result['models']} "
+          f"priced models: {result['calls']} calls, {result['priced']} priced, "
+          f"${result['cost_usd']:.4f}")
+    for unpriced in result["unpriced_models"]:
+        print(f"  no price: {unpriced['model']} ({unpriced['calls']} calls); add it under "
+              "cost.prices")
+    return 0
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
@@ -405,6 +431,15 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", type=Path, help="write the report as JSON here")
     reaches_store(audit)
     audit.set_defaults(func=cmd_audit_watcher)
+
+    reprice = sub.add_parser("reprice", help="price stored calls again by the price table as "
+                                             "config has it now (docs/dashboards.md)")
+    reprice.add_argument("--since", required=True,
+                         help="a duration back from now (7d) or an ISO date/time; whole days "
+                              "from the one it falls in are repriced")
+    reprice.add_argument("--format", choices=("table", "json"), default="table")
+    reaches_store(reprice)
+    reprice.set_defaults(func=cmd_reprice)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema")
     migrate.add_argument("--data-dir", type=Path)

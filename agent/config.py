@@ -10,6 +10,7 @@ import fnmatch
 import importlib.util
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
@@ -434,11 +435,39 @@ class AlertRulesConfig(Section):
 
     error_rate: float = Field(0.05, gt=0, le=1, description="share of calls that failed")
     latency_p95_ms: float = Field(10_000, gt=0)
+    cost_per_hour_usd: float = Field(50.0, gt=0, description="what the calls of a service "
+                                     "cost in the last hour (priced calls only)")
     flag_rate: float = Field(0.2, gt=0, le=1, description="share of a watcher label's "
                              "scored samples that it flagged")
     window_minutes: int = Field(10, ge=1, le=1440, description="the span each rule reads")
     pending: str = Field("5m", pattern=r"^\d+[smh]$", description="how long before firing")
     evaluate_every: str = Field("1m", pattern=r"^\d+[smh]$")
+
+
+class ModelPrice(Section):
+    """One model's price in US dollars per million tokens. `model` is matched lower-cased,
+    against the sample's response model and then its request model, each as sent and without
+    a provider prefix or a version suffix (agent/cost/prices.py)."""
+
+    model: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+                       description="as providers name models: letters, digits and ._:/@+-")
+    provider: str = Field("", max_length=100)
+    input: float = Field(ge=0, allow_inf_nan=False)
+    output: float = Field(ge=0, allow_inf_nan=False)
+    cached_input: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                       description="input tokens read from the provider's "
+                                                   "prompt cache; default: the input price")
+    checked: date | None = Field(None, description="when the price was read off the "
+                                                   "provider's price page")
+
+
+class CostConfig(Section):
+    """What calls cost: the packaged price table (agent/cost/prices.json), extended or
+    overridden by model here; `samples.cost_usd` is computed from it at ingest."""
+
+    prices: list[ModelPrice] = Field(default_factory=list, description="added to the "
+                                     "packaged table; a model it has already is replaced")
+    packaged: bool = Field(True, description="start from the packaged price table")
 
 
 class EvaluationReceiveConfig(Section):
@@ -532,6 +561,7 @@ class Settings(BaseSettings):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     evaluations: EvaluationsConfig = Field(default_factory=EvaluationsConfig)
     alerts: AlertRulesConfig = Field(default_factory=AlertRulesConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
 
     @field_validator("bus")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -15,3 +15,17 @@ def parse_duration(text: str) -> timedelta:
     if match is None:
         raise ValueError(f"{text!r} is not a duration such as 15m, 1h or 7d")
     return timedelta(**{UNITS[match[2]]: int(match[1])})
+
+
+def parse_since(text: str) -> datetime:
+    """A duration back from now (`7d`, `12h`) or an ISO date/time (UTC unless it says)."""
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected a duration such as 7d or 12h, or an ISO "
+                         "date/time such as 2025-01-31 or 2025-01-31T12:00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -17,6 +17,7 @@ from watchkeeper.agent.api import ApiService
 from watchkeeper.agent.auth import TokenCheck, require_token
 from watchkeeper.agent.bus import Bus, open_bus
 from watchkeeper.agent.config import Settings
+from watchkeeper.agent.cost.prices import sync_prices
 from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
 from watchkeeper.agent.ingest.service import IngestService
 from watchkeeper.agent.lifecycle import Service
@@ -72,13 +73,15 @@ class Runtime:
             s.data_dir.mkdir(parents=True, exist_ok=True)
             self.store = Store(s.store_url, s.store)
             applied = await asyncio.to_thread(migrate, self.store)
-            log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied})
+            priced = await asyncio.to_thread(sync_prices, self.store, s.cost)
+            log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied,
+                                           "priced_models": priced})
             self.sandbox = await asyncio.to_thread(Sandbox, self.store, s.query)
         # Scores and review verdicts as OpenTelemetry evaluation events, when configured.
         if s.evaluations.export.endpoint and (self.watch or self.store is not None):
             self.emitter = EvaluationEmitter(s.evaluations.export)
         api = ApiService(s.api.host, s.api.port, self.store, self.sandbox, self.readiness,
-                         TokenCheck(s.api.token), emitter=self.emitter)
+                         TokenCheck(s.api.token), emitter=self.emitter, cost=s.cost)
         self.services.append(api)
         if self.schedule:
             assert self.store is not None

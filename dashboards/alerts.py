@@ -1,7 +1,7 @@
 """Grafana-managed alert rules as code, in Grafana's file provisioning format: one ClickHouse
 query per rule, reduced per series and compared with a threshold from the agent's config
 (`alerts`). The queries use the same macros as the panels, so the tests run them against the
-engine like the panels (`rules_sql`)."""
+engine like the panels (tests/test_dashboards.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class Rule:
     threshold: float
     summary: str
     severity: str = "warning"
+    window_minutes: int | None = None  # the span it reads; None: the config's window_minutes
 
 
 def rules(database: str, config: AlertRulesConfig) -> list[Rule]:
@@ -39,6 +40,13 @@ def rules(database: str, config: AlertRulesConfig) -> list[Rule]:
              config.latency_p95_ms,
              f"{{{{ $labels.service }}}}'s 95th percentile call duration is above "
              f"{config.latency_p95_ms:g} ms."),
+        Rule("wk-cost-per-hour", "LLM cost per hour",
+             f"SELECT service, sum(cost_usd) AS value {samples} AND cost_usd IS NOT NULL "
+             "GROUP BY service",
+             config.cost_per_hour_usd,
+             f"{{{{ $labels.service }}}}'s priced LLM calls cost more than "
+             f"${config.cost_per_hour_usd:g} in the last 60 minutes.",
+             window_minutes=60),  # per hour: one hour, whatever the config's window
         Rule("wk-flag-rate", "Watcher flag rate",
              f"SELECT service, watcher, label, countIf(flagged) / count() AS value "
              f"FROM {database}.scores WHERE $__timeFilter(ts) AND error = '' "
@@ -59,13 +67,13 @@ def rules(database: str, config: AlertRulesConfig) -> list[Rule]:
 
 def provisioning(database: str, config: AlertRulesConfig, folder: str) -> dict[str, Any]:
     """The file Grafana reads from provisioning/alerting/ (apiVersion 1)."""
-    seconds = config.window_minutes * 60
     return {"apiVersion": 1, "groups": [{
         "orgId": 1, "name": GROUP, "folder": folder, "interval": config.evaluate_every,
-        "rules": [_rule(rule, seconds, config.pending) for rule in rules(database, config)]}]}
+        "rules": [_rule(rule, config) for rule in rules(database, config)]}]}
 
 
-def _rule(rule: Rule, seconds: int, pending: str) -> dict[str, Any]:
+def _rule(rule: Rule, config: AlertRulesConfig) -> dict[str, Any]:
+    seconds = (rule.window_minutes or config.window_minutes) * 60
     query = {"refId": "A", "datasource": {"type": PLUGIN, "uid": DATASOURCE_UID},
              "editorType": "sql", "queryType": "table", "format": 1, "rawSql": rule.sql}
     return {
@@ -81,7 +89,7 @@ def _rule(rule: Rule, seconds: int, pending: str) -> dict[str, Any]:
                        "conditions": [{"evaluator": {"type": "gt",
                                                      "params": [rule.threshold]}}]}},
         ],
-        "noDataState": "OK", "execErrState": "Error", "for": pending,
+        "noDataState": "OK", "execErrState": "Error", "for": config.pending,
         "annotations": {"summary": rule.summary},
         "labels": {"severity": rule.severity, "source": "watchkeeper"},
         "isPaused": False,

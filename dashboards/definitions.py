@@ -1,6 +1,8 @@
 """The dashboards: what a platform or ML team looks at every day, one per question.
 
 - Overview: how much LLM traffic, how fast, how many errors and tokens, per service and model.
+- Cost: what the calls cost, per service, model, environment and user, and which calls have
+  no price.
 - Quality & safety: what the watchers flag, how scores move, what waits in the review queue,
   what end users say.
 - Drift & bias: every detector run, its p-value against its threshold, and the alerts.
@@ -22,8 +24,10 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
+    GraphDrawStyle,
     LegendDisplayMode,
     LegendPlacement,
+    StackingMode,
 )
 
 from watchkeeper.dashboards.clickhouse import DATASOURCE, Query
@@ -37,6 +41,11 @@ SAMPLE_FILTER = ("service IN (${service:singlequote}) "
 SERVICE_FILTER = "service IN (${service:singlequote})"
 # The labels of the safety watchers (prompt-injection, prompt-leak): attacks on the app.
 SAFETY_LABELS = "('injection', 'leak')"
+# A sample's cost_usd (migration 0009) is NULL without a price or token counts, never 0: sums
+# and means are over priced calls, and the calls a price is missing for are counted apart.
+TOKENS = "(input_tokens IS NOT NULL OR output_tokens IS NOT NULL)"
+UNPRICED = f"price_model = '' AND {TOKENS}"
+USD = [models.DynamicConfigValue(id_val="unit", value="currencyUSD")]
 Panel = Builder[models.Panel]
 
 
@@ -80,6 +89,11 @@ def _table(title: str, sql: str, description: str, span: int = 24, height: int =
             .with_target(Query(sql)).span(span).height(height))
 
 
+def _dollars(panel: table.Panel) -> table.Panel:
+    """Columns named cost… in US dollars."""
+    return panel.override_by_regexp("^cost", USD)
+
+
 def overview(db: str) -> dashboard.Dashboard:
     where = f"FROM {db}.samples WHERE $__timeFilter(ts) AND {SAMPLE_FILTER}"
     panels: list[Panel] = [
@@ -114,6 +128,19 @@ def overview(db: str) -> dashboard.Dashboard:
                 f"sum(input_tokens) AS input, sum(output_tokens) AS output {where} "
                 "GROUP BY time, request_model ORDER BY time", "short",
                 "Input and output tokens per interval and model.", span=12),
+        _series("Streaming: time to first token by model (p50, p95)",
+                f"SELECT $__timeInterval(ts) AS time, request_model, "
+                f"quantile(0.5)(ttft_ms) AS p50, quantile(0.95)(ttft_ms) AS p95 {where} "
+                "AND ttft_ms IS NOT NULL GROUP BY time, request_model ORDER BY time", "ms",
+                "How long streaming calls waited for their first token (calls whose "
+                "instrumentation times streams: the SDK, OpenLIT).", span=12),
+        _series("Streaming: output tokens per second by model (median)",
+                f"SELECT $__timeInterval(ts) AS time, request_model, "
+                f"quantile(0.5)(output_tokens_per_s) AS tokens_per_s {where} "
+                "AND output_tokens_per_s IS NOT NULL GROUP BY time, request_model "
+                "ORDER BY time", "short",
+                "How fast streaming calls delivered their answer after the first token.",
+                span=12),
         _table("Latency percentiles by service and operation",
                "SELECT service, operation, count() AS calls, "
                "round(quantile(0.5)(duration_ms)) AS p50_ms, "
@@ -142,6 +169,79 @@ def overview(db: str) -> dashboard.Dashboard:
     ]
     board = _base("watchkeeper-overview", "Watchkeeper · Overview",
                   "LLM traffic captured by Watchkeeper: volume, latency, errors, tokens.", db)
+    return _with(board, panels)
+
+
+def cost(db: str) -> dashboard.Dashboard:
+    where = f"FROM {db}.samples WHERE $__timeFilter(ts) AND {SAMPLE_FILTER}"
+    priced = f"{where} AND cost_usd IS NOT NULL"
+
+    def by(title: str, key: str, description: str, expr: str = "", extra: str = ""
+           ) -> table.Panel:
+        column = f"{expr} AS {key}" if expr else key
+        return _dollars(_table(
+            title, f"SELECT {column}, count() AS calls, "
+            f"countIf(cost_usd IS NOT NULL) AS priced_calls, {extra}sum(cost_usd) AS cost, "
+            f"avg(cost_usd) AS cost_per_call {where} GROUP BY {key} "
+            "ORDER BY cost DESC, calls DESC LIMIT 100",
+            description + " Cost and cost per call are over the priced calls.",
+            span=12, height=8))
+
+    panels: list[Panel] = [
+        _stat("Cost", f"SELECT sum(cost_usd) {where}", "currencyUSD",
+              "What the priced calls in the time range cost, in US dollars. Unpriced calls "
+              "add nothing here: they are counted under Unpriced calls."),
+        _stat("Cost per hour",
+              "SELECT sum(cost_usd) * 3600 / "
+              f"greatest(dateDiff('second', $__fromTime, $__toTime), 1) {where}",
+              "currencyUSD", "The priced calls' cost per hour, averaged over the time range "
+              "(the alert rule compares the last hour with alerts.cost_per_hour_usd)."),
+        _stat("Cost per call", f"SELECT avg(cost_usd) {where}", "currencyUSD",
+              "Mean cost of a priced call."),
+        _stat("Priced calls",
+              f"SELECT countIf(cost_usd IS NOT NULL) / greatest(countIf({TOKENS}), 1) {where}",
+              "percentunit", "Share of the calls with token counts whose model has a price."),
+        _stat("Unpriced calls", f"SELECT countIf({UNPRICED}) {where}", "short",
+              "Calls with token counts whose model has no price: their cost is unknown (not "
+              "0). See Models without a price."),
+        _stat("Calls without token counts", f"SELECT countIf(NOT {TOKENS}) {where}", "short",
+              "Calls whose instrumentation reported no token counts (failed calls, often): "
+              "they cannot be priced."),
+        _series("Cost per day by service",
+                f"SELECT toStartOfDay(ts) AS time, service, sum(cost_usd) AS cost {priced} "
+                "GROUP BY time, service ORDER BY time", "currencyUSD",
+                "What the priced calls cost per UTC day, stacked by service.")
+        .draw_style(GraphDrawStyle.BARS).fill_opacity(80)
+        .stacking(common.StackingConfig().mode(StackingMode.NORMAL)),
+        _series("Cost over time by model",
+                f"SELECT $__timeInterval(ts) AS time, price_model, sum(cost_usd) AS cost "
+                f"{priced} GROUP BY time, price_model ORDER BY time", "currencyUSD",
+                "What the priced calls cost per interval, stacked by the price table's model "
+                "they matched.")
+        .stacking(common.StackingConfig().mode(StackingMode.NORMAL)),
+        by("Cost by service", "service", "Calls and their cost per service."),
+        by("Cost by model", "model",
+           "Calls and their cost per model of the price table (the response model, else the "
+           "request model, without provider prefix and version suffix).",
+           expr="if(price_model = '', '(no price)', price_model)",
+           extra="sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "),
+        by("Cost by environment", "environment", "Calls and their cost per environment."),
+        by("Top users by cost", "user",
+           "The users whose calls cost most (ids hashed when ingest.hash_user_ids is on).",
+           expr="if(user_id = '', '(none)', user_id)"),
+        _table("Models without a price",
+               "SELECT if(response_model != '', response_model, request_model) AS model, "
+               # aliases other than the columns': the filter reads the columns
+               "provider, count() AS calls, sum(input_tokens) AS tokens_in, "
+               f"sum(output_tokens) AS tokens_out, max(ts) AS last_seen {where} "
+               f"AND {UNPRICED} GROUP BY model, provider ORDER BY calls DESC, model LIMIT 100",
+               "Models as sent (the response model, else the request model) that the price "
+               "table lacks, and their calls: add them under cost.prices in the config, then "
+               "run `watchkeeper reprice --since 7d`.", height=8),
+    ]
+    board = _base("watchkeeper-cost", "Watchkeeper · Cost",
+                  "What the LLM calls cost, per service, model, environment and user, and the "
+                  "calls without a price.", db).time("now-7d", "now")
     return _with(board, panels)
 
 
@@ -283,15 +383,16 @@ def users(db: str) -> dashboard.Dashboard:
                 f"SELECT $__timeInterval(ts) AS time, service, uniqExact(user_id) AS users "
                 f"{where} AND user_id != '' GROUP BY time, service ORDER BY time", "short",
                 "Distinct users per interval and service.", span=24),
-        _table("Top users",
-               "SELECT if(user_id = '', '(none)', user_id) AS user, count() AS calls, "
-               "uniqExact(conversation_id) AS conversations, "
-               "countIf(status = 'error') AS errors, sum(input_tokens) AS input_tokens, "
-               "sum(output_tokens) AS output_tokens, "
-               f"countIf(sample_id IN {flagged}) AS flagged_calls, max(ts) AS last_seen "
-               f"{where} GROUP BY user ORDER BY calls DESC LIMIT 100",
-               "Users by calls, with their tokens and how many of their calls a watcher "
-               "flagged.", span=12, height=10),
+        _dollars(_table(
+            "Top users",
+            "SELECT if(user_id = '', '(none)', user_id) AS user, count() AS calls, "
+            "uniqExact(conversation_id) AS conversations, "
+            "countIf(status = 'error') AS errors, sum(input_tokens) AS input_tokens, "
+            "sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost, "
+            f"countIf(sample_id IN {flagged}) AS flagged_calls, max(ts) AS last_seen "
+            f"{where} GROUP BY user ORDER BY calls DESC LIMIT 100",
+            "Users by calls, with their tokens, what their priced calls cost and how many of "
+            "their calls a watcher flagged.", span=12, height=10)),
         _table("Latest conversations",
                "SELECT conversation_id AS conversation, any(user_id) AS user, "
                "any(service) AS app, count() AS turns, min(ts) AS started, "
@@ -316,7 +417,7 @@ def _with(board: dashboard.Dashboard, panels: list[Panel]) -> dashboard.Dashboar
 
 
 DASHBOARDS: dict[str, Callable[[str], dashboard.Dashboard]] = {
-    "overview": overview, "quality": quality, "drift": drift, "users": users}
+    "overview": overview, "cost": cost, "quality": quality, "drift": drift, "users": users}
 
 
 def build_all(database: str) -> dict[str, dict[str, Any]]:

@@ -37,6 +37,8 @@ def _number(value: Any, unit: str) -> str:
         return "n/a"
     if unit == "percentunit":
         return f"{float(value):.1%}"
+    if unit == "currencyUSD":  # a call costs fractions of a cent
+        return f"${float(value):,.2f}" if abs(value) >= 1 else f"${float(value):.4g}"
     if isinstance(value, float):
         return f"{value:,.1f}" + (" ms" if unit == "ms" else "")
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -74,7 +76,7 @@ def _plot(title: str, unit: str, columns: list[str], rows: list[list[Any]],
     axes.xaxis_date()
     axes.set_xlim(date2num([time_range.start, time_range.end]))  # type: ignore[no-untyped-call]
     axes.set_title(title, fontsize=10)
-    axes.set_ylabel({"ms": "ms", "percentunit": "share"}.get(unit, ""))
+    axes.set_ylabel({"ms": "ms", "percentunit": "share", "currencyUSD": "USD"}.get(unit, ""))
     axes.grid(alpha=0.3)
     if axes.lines:
         axes.legend(fontsize=7, loc="upper left", ncols=2)

@@ -8,7 +8,7 @@ import json
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from helpers import CLI, JsonHandler
-from watchkeeper.agent.config import QueryLimits, StoreConfig
+from watchkeeper.agent.config import CostConfig, QueryLimits, StoreConfig
+from watchkeeper.agent.cost.prices import packaged_prices, sync_prices
 from watchkeeper.agent.store import rows
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
@@ -42,18 +43,57 @@ from watchkeeper.dashboards.provisioning import PASSWORD_ENV, export
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 RANGE = TimeRange(NOW - timedelta(hours=3), NOW + timedelta(minutes=1), interval_s=600)
+PRICED = "gpt-4o-mini"  # in the packaged price table; "gpt-x" is not
+BOARDS = build_all("watchkeeper")
+VALUES = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x", PRICED],
+          "user": [f"u{i}" for i in range(5)]}
 
 
 def _sample(i: int, service: str, *, error: bool = False) -> Sample:
+    """Even calls to a priced model (answered as a dated version), odd ones to an unpriced
+    one; failed calls report no tokens."""
+    priced = i % 2 == 0
     return Sample(sample_id=sample_id_for("t", str(i)), trace_id="t", span_id=str(i),
                   ts=NOW - timedelta(minutes=5 * i), duration_ms=100.0 + i, service=service,
-                  environment="prod", provider="openai", request_model="gpt-x",
+                  environment="prod", provider="openai",
+                  request_model=PRICED if priced else "gpt-x",
+                  response_model=f"{PRICED}-2024-07-18" if priced else "",
                   status="error" if error else "ok",
                   error_type="RateLimitError" if error else "",
                   input_messages=[Message(role="user", parts=[Part(content=f"question {i}")])],
                   prompt_text=f"question {i}", completion_text=f"answer {i}",
-                  input_tokens=10, output_tokens=20, redactions=i % 2, user_id=f"u{i % 5}",
-                  conversation_id=f"c{i % 7}", operation="chat", finish_reasons=["stop"])
+                  input_tokens=None if error else 1000 * (i + 1),
+                  output_tokens=None if error else 200 * (i + 1),
+                  redactions=i % 2, user_id=f"u{i % 5}",
+                  conversation_id=f"c{i % 7}", operation="chat", finish_reasons=["stop"],
+                  # every third call streamed: first token after (20 + i) ms
+                  attributes={"gen_ai.request.stream": "true",
+                              "gen_ai.response.time_to_first_chunk": str((20 + i) / 1000)}
+                  if i % 3 == 0 else {})
+
+
+def _samples() -> list[Sample]:
+    return [_sample(i, "chat" if i % 3 else "search", error=i % 10 == 0) for i in range(30)]
+
+
+def _cost(sample: Sample) -> float | None:
+    """What the call costs by the packaged price of its model; None when it has none."""
+    price = {p.model: p for p in packaged_prices()}.get(sample.request_model)
+    if price is None or sample.input_tokens is None or sample.output_tokens is None:
+        return None
+    return (sample.input_tokens * price.input + sample.output_tokens * price.output) / 1e6
+
+
+def _query(run: Any, board: str, title: str) -> tuple[list[str], list[list[Any]]]:
+    """A panel's SQL, expanded with every variable's values, run in the sandbox."""
+    panel = next(p for p in BOARDS[board]["panels"] if p["title"] == title)
+    columns, rows = run(expand(panel["targets"][0]["rawSql"], RANGE, VALUES))
+    return columns, rows
+
+
+def _records(run: Any, board: str, title: str) -> list[dict[str, Any]]:
+    columns, rows = _query(run, board, title)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def _flag_id(n: int) -> uuid.UUID:
@@ -64,7 +104,8 @@ def _flag_id(n: int) -> uuid.UUID:
 def store(tmp_path: Path) -> Iterator[Store]:
     handle = Store(f"chdb://{tmp_path / 'clickhouse'}", StoreConfig())
     migrate(handle)
-    samples = [_sample(i, "chat" if i % 3 else "search", error=i % 10 == 0) for i in range(30)]
+    sync_prices(handle, CostConfig())  # without it every cost is NULL
+    samples = _samples()
     handle.insert_json("samples", rows.json_rows(samples))
     handle.insert_rows(SCORES, [
         ScoreRow(sample_id=s.sample_id, ts=s.ts, service=s.service, watcher="tox", version="1",
@@ -127,14 +168,9 @@ def test_every_panel_runs_against_the_schema(run_sql: Any) -> None:
 
 def test_panels_compute_what_they_say(run_sql: Any) -> None:
     run = run_sql
-    boards = build_all("watchkeeper")
 
     def value(board: str, title: str) -> Any:
-        panel = next(p for p in boards[board]["panels"] if p["title"] == title)
-        values = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x"],
-                  "user": [f"u{i}" for i in range(5)]}
-        _, result = run(expand(panel["targets"][0]["rawSql"], RANGE, values))
-        return result
+        return _query(run, board, title)[1]
 
     assert value("overview", "LLM calls") == [[30]]
     assert value("overview", "Error rate")[0][0] == pytest.approx(3 / 30)
@@ -157,12 +193,64 @@ def test_panels_compute_what_they_say(run_sql: Any) -> None:
     # users: 5, 6 calls each; the four flagged samples belong to u0..u3
     assert value("users", "Users") == [[5]] and value("users", "Conversations") == [[7]]
     top = {row[0]: row for row in value("users", "Top users")}
-    assert {u: (r[1], r[6]) for u, r in top.items()} == {
+    assert {u: (r[1], r[7]) for u, r in top.items()} == {
         "u0": (6, 1), "u1": (6, 1), "u2": (6, 1), "u3": (6, 1), "u4": (6, 0)}
     assert len(value("users", "Latest conversations")) == 7
+    # streaming: the search calls (every third) carry a time to first token
+    ttft = value("overview", "Streaming: time to first token by model (p50, p95)")
+    assert ttft and all(20 <= row[2] <= row[3] <= 50 for row in ttft)
+    rates = value("overview", "Streaming: output tokens per second by model (median)")
+    assert rates and all(row[2] > 0 for row in rates)
     only_search = expand("SELECT count() FROM watchkeeper.samples WHERE "
                          "service IN (${service:singlequote})", RANGE, {"service": ["search"]})
     assert run(only_search)[1] == [[10]]
+
+
+def test_cost_panels_sum_the_priced_calls_and_count_the_rest(run_sql: Any) -> None:
+    """The engine prices gpt-4o-mini by the packaged table (its dated response model matches
+    too) and leaves gpt-x NULL: counted as unpriced and listed, never summed as 0."""
+    samples = _samples()
+    costs = [_cost(s) for s in samples]
+    total = sum(c for c in costs if c is not None)
+    assert sum(c is not None for c in costs) == 12  # 15 gpt-4o-mini calls, 3 failed: no tokens
+
+    def stat(title: str) -> Any:
+        [[value]] = _query(run_sql, "cost", title)[1]
+        return value
+
+    def expected(key: Callable[[Sample], str]) -> dict[str, tuple[int, int, Any]]:
+        """key → (calls, priced calls, their cost or None), computed here."""
+        groups: dict[str, list[float | None]] = {}
+        for sample, cost in zip(samples, costs, strict=True):
+            groups.setdefault(key(sample), []).append(cost)
+        return {k: (len(v), len(priced := [c for c in v if c is not None]),
+                    pytest.approx(sum(priced)) if priced else None) for k, v in groups.items()}
+
+    def table(title: str, column: str) -> dict[str, tuple[int, int, Any]]:
+        return {r[column]: (r["calls"], r["priced_calls"], r["cost"])
+                for r in _records(run_sql, "cost", title)}
+
+    assert stat("Cost") == pytest.approx(total)
+    assert stat("Cost per call") == pytest.approx(total / 12)
+    start, end = RANGE.seconds()
+    assert stat("Cost per hour") == pytest.approx(total * 3600 / (end - start))
+    assert stat("Priced calls") == pytest.approx(12 / 27)
+    assert stat("Unpriced calls") == 15 and stat("Calls without token counts") == 3
+    by_service = expected(lambda s: s.service)
+    assert table("Cost by service", "service") == by_service
+    assert table("Cost by environment", "environment") == expected(lambda s: s.environment)
+    assert table("Top users by cost", "user") == expected(lambda s: s.user_id)
+    assert table("Cost by model", "model") == expected(
+        lambda s: PRICED if s.request_model == PRICED else "(no price)")
+    daily: dict[str, float] = {}  # the samples may straddle a UTC midnight
+    for _, service, cost in _query(run_sql, "cost", "Cost per day by service")[1]:
+        daily[service] = daily.get(service, 0.0) + cost
+    assert daily == {service: cost for service, (_, _, cost) in by_service.items()}
+    [unpriced] = _records(run_sql, "cost", "Models without a price")
+    assert (unpriced["model"], unpriced["provider"], unpriced["calls"]) == (
+        "gpt-x", "openai", 15)
+    users = {r["user"]: r["cost"] for r in _records(run_sql, "users", "Top users")}
+    assert users == {u: cost for u, (_, _, cost) in expected(lambda s: s.user_id).items()}
 
 
 def test_review_panels_read_the_latest_verdict(store: Store, run_sql: Any) -> None:
@@ -174,14 +262,9 @@ def test_review_panels_read_the_latest_verdict(store: Store, run_sql: Any) -> No
     store.insert_rows(REVIEWS, [verdict(0, "confirmed", 3),
                                 verdict(1, "rejected", 3), verdict(1, "confirmed", 2),
                                 verdict(2, "confirmed", 3), verdict(2, "rejected", 2)])
-    boards = build_all("watchkeeper")
-    run = run_sql
-    values = {"service": ["chat", "search"], "environment": ["prod"], "model": ["gpt-x"]}
 
     def panel(title: str) -> list[dict[str, Any]]:
-        found = next(p for p in boards["quality"]["panels"] if p["title"] == title)
-        columns, rows = run(expand(found["targets"][0]["rawSql"], RANGE, values))
-        return [dict(zip(columns, row, strict=True)) for row in rows]
+        return _records(run_sql, "quality", title)
 
     status = {row["flag_id"]: row["status"] for row in panel("Review queue")}
     assert status == {str(_flag_id(0)): "confirmed", str(_flag_id(1)): "confirmed",
@@ -194,7 +277,8 @@ def test_export_writes_provisioning_without_secrets(tmp_path: Path) -> None:
     written = export(tmp_path, database="wk", clickhouse_url="https://ch.internal:8443",
                      username="grafana")
     names = sorted(p.relative_to(tmp_path).as_posix() for p in written)
-    assert names == ["dashboards/watchkeeper-drift.json", "dashboards/watchkeeper-overview.json",
+    assert names == ["dashboards/watchkeeper-cost.json", "dashboards/watchkeeper-drift.json",
+                     "dashboards/watchkeeper-overview.json",
                      "dashboards/watchkeeper-quality.json", "dashboards/watchkeeper-users.json",
                      "provisioning/alerting/watchkeeper.yaml",
                      "provisioning/dashboards/watchkeeper.yaml",
@@ -265,9 +349,10 @@ def test_push_through_grafana_http_api(tmp_path: Path) -> None:
     posts = [c for c in _Grafana.calls if c[0] == "POST"]
     assert [c[1] for c in posts].count("/api/folders") == 1
     boards = [c[3] for c in posts if c[1] == "/api/dashboards/db"]
-    assert len(boards) == 8
+    assert len(boards) == 10
     assert {b["dashboard"]["uid"] for b in boards} == {
-        "watchkeeper-overview", "watchkeeper-quality", "watchkeeper-drift", "watchkeeper-users"}
+        "watchkeeper-overview", "watchkeeper-cost", "watchkeeper-quality", "watchkeeper-drift",
+        "watchkeeper-users"}
     assert all(b["overwrite"] and b["folderUid"] == "watchkeeper" for b in boards)
     assert {c[2] for c in _Grafana.calls} == {"Bearer glsa_secret"}
 
@@ -278,12 +363,14 @@ def test_report_renders_every_dashboard(run_sql: Any) -> None:
     seen: list[str] = []
     page = render("watchkeeper", run_sql, RANGE, progress=seen.append)
     assert len(seen) == sum(len(b["panels"]) for b in build_all("watchkeeper").values())
-    assert page.count("<h2>") == 4
+    assert page.count("<h2>") == 5
     series = [p for b in build_all("watchkeeper").values() for p in b["panels"]
               if p["type"] == "timeseries"]
     assert page.count("data:image/png;base64,") == len(series) >= 9  # every one drawn
     assert "<b>30</b>" in page  # LLM calls
     assert "question 0" in page  # the review queue's prompt excerpt
+    unpriced = page.split("<h3>Models without a price</h3>")[1].split("</table>")[0]
+    assert "<td>gpt-x</td><td>openai</td><td>15</td>" in unpriced
 
 
 def test_alert_rules_run_against_the_engine_and_fire_where_they_should(run_sql: Any) -> None:
@@ -293,24 +380,26 @@ def test_alert_rules_run_against_the_engine_and_fire_where_they_should(run_sql: 
     from watchkeeper.dashboards.alerts import provisioning
 
     config = AlertRulesConfig(error_rate=0.05, latency_p95_ms=125, flag_rate=0.05,
-                              window_minutes=180)
+                              cost_per_hour_usd=0.005, window_minutes=180)
     document = provisioning("watchkeeper", config, "Watchkeeper")
     [group] = document["groups"]
     assert document["apiVersion"] == 1 and group["folder"] == "Watchkeeper"
     run = run_sql
     firing: dict[str, set[tuple[Any, ...]]] = {}
+    values: dict[str, dict[tuple[Any, ...], Any]] = {}
     for rule in group["rules"]:
         query, reduce, threshold = rule["data"]
         assert rule["condition"] == threshold["refId"] == "C"
         assert reduce["model"]["expression"] == "A" and threshold["model"]["expression"] == "B"
         assert query["datasourceUid"] == "watchkeeper-clickhouse"
         window = query["relativeTimeRange"]["from"]
-        assert window == 180 * 60
+        assert window == (60 if rule["uid"] == "wk-cost-per-hour" else 180) * 60
         limit = threshold["model"]["conditions"][0]["evaluator"]["params"][0]
         columns, rows = run(expand(query["model"]["rawSql"], TimeRange(
             NOW - timedelta(seconds=window), NOW + timedelta(minutes=1), interval_s=60), {}))
         assert columns[-1] == "value"
         firing[rule["uid"]] = {tuple(row[:-1]) for row in rows if row[-1] > limit}
+        values[rule["uid"]] = {tuple(row[:-1]): row[-1] for row in rows}
     # calls 0, 10, 20 failed: chat 2 of 20 (10%); search 1 of 10 (too few calls to judge)
     assert firing["wk-error-rate"] == {("chat",)}
     # durations 100-129 ms: p95 of chat's past 125 ms, search's (100..127 step 3) too
@@ -318,19 +407,34 @@ def test_alert_rules_run_against_the_engine_and_fire_where_they_should(run_sql: 
     # tox flagged samples 0-3: chat 2 of 20 (10% > 5%); search 2 of 10 (too few to judge)
     assert firing["wk-flag-rate"] == {("chat", "tox", "toxic")}
     assert firing["wk-drift-alert"] == {("prompt-drift", "service=chat")}
+    # the priced calls of the last hour (calls 2 to 12, every other one; 10 failed) per service
+    hour: dict[tuple[Any, ...], float] = {}
+    for sample in _samples():
+        if sample.ts >= NOW - timedelta(hours=1) and (cost := _cost(sample)) is not None:
+            hour[(sample.service,)] = hour.get((sample.service,), 0.0) + cost
+    assert values["wk-cost-per-hour"] == pytest.approx(hour)
+    assert hour[("search",)] > 0.005 > hour[("chat",)]
+    assert firing["wk-cost-per-hour"] == {("search",)}
 
 
 def test_export_writes_the_alert_rules_with_the_configured_thresholds(tmp_path: Path) -> None:
     from watchkeeper.agent.config import AlertRulesConfig
 
     written = export(tmp_path, database="wk", clickhouse_url="http://ch:8123", username="g",
-                     alerts=AlertRulesConfig(error_rate=0.02, pending="10m"))
+                     alerts=AlertRulesConfig(error_rate=0.02, pending="10m",
+                                             cost_per_hour_usd=7.5))
     rules_file = tmp_path / "provisioning/alerting/watchkeeper.yaml"
     assert rules_file in written
     [group] = yaml.safe_load(rules_file.read_text())["groups"]
     by_uid = {r["uid"]: r for r in group["rules"]}
-    assert set(by_uid) == {"wk-error-rate", "wk-latency-p95", "wk-flag-rate", "wk-drift-alert"}
+    assert set(by_uid) == {"wk-error-rate", "wk-latency-p95", "wk-cost-per-hour",
+                           "wk-flag-rate", "wk-drift-alert"}
     error_rate = by_uid["wk-error-rate"]
     assert error_rate["for"] == "10m"
     assert error_rate["data"][2]["model"]["conditions"][0]["evaluator"]["params"] == [0.02]
     assert "wk.samples" in error_rate["data"][0]["model"]["rawSql"]
+    assert error_rate["data"][0]["relativeTimeRange"]["from"] == 10 * 60  # window_minutes
+    cost = by_uid["wk-cost-per-hour"]  # always over the last hour
+    assert cost["data"][0]["relativeTimeRange"]["from"] == 3600
+    assert cost["data"][2]["model"]["conditions"][0]["evaluator"]["params"] == [7.5]
+    assert "$7.5 in the last 60 minutes" in cost["annotations"]["summary"]

@@ -66,3 +66,12 @@ def test_capture_normalises(agent: RunningAgent, case: str) -> None:
     assert failed["status"] == "error"
     assert failed["error_type"] in ("InternalServerError", "500")
     assert failed["prompt_text"] in ("", QUESTION)
+    # what the engine computes from the row: the price (gpt-4o-mini is in the packaged table),
+    # and for the capture whose instrumentation times streams, the time to first token
+    computed = {r["span_id"]: r for r in agent.query(
+        "SELECT span_id, price_model, cost_usd, ttft_ms, output_tokens_per_s FROM {db}.samples")}
+    assert computed[plain["span_id"]]["price_model"] == "gpt-4o-mini"
+    assert computed[plain["span_id"]]["cost_usd"] > 0
+    assert computed[plain["span_id"]]["ttft_ms"] is None
+    if case == "openlit-1.44":
+        assert computed[stream["span_id"]]["ttft_ms"] > 0

@@ -201,6 +201,7 @@ def test_sync_stream(exporter: InMemorySpanExporter, client: openai.OpenAI, llm:
     assert a["gen_ai.response.id"] == "chatcmpl-fakeSTREAM123"
     assert a["gen_ai.usage.output_tokens"] == 6
     assert a["gen_ai.response.time_to_first_chunk"] >= 0
+    assert a["watchkeeper.response.output_tokens_per_second"] > 0
 
 
 def test_async_stream(

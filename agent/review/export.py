@@ -20,14 +20,13 @@ import csv
 import json
 import os
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict
 
 from watchkeeper.agent.config import Settings
-from watchkeeper.agent.durations import parse_duration
 from watchkeeper.agent.review.backend import RecordStream, open_reviews
 from watchkeeper.agent.review.models import Record, RecordQuery, Status
 
@@ -54,20 +53,6 @@ class ExportRequest(BaseModel):
     def query(self) -> RecordQuery:
         return RecordQuery(source=self.source, status=EXPORT_STATUS[self.status],
                            since=self.since)
-
-
-def parse_since(text: str) -> datetime:
-    """A duration back from now (`7d`, `12h`) or an ISO date/time (UTC unless it says)."""
-    try:
-        return datetime.now(UTC) - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--since {text!r}: expected a duration such as 7d or 12h, or an ISO "
-                         "date/time such as 2025-01-31 or 2025-01-31T12:00:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _messages(record: Record, *, answer: bool) -> list[dict[str, str]]:

@@ -17,7 +17,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
@@ -119,6 +119,22 @@ class DetectorRunRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PriceRow:
+    """One model's price in US dollars per million tokens (agent/cost/prices.py).
+    `cached_input` is the price cached input tokens are charged at: the input price where the
+    provider lists none (`cached_listed` false)."""
+
+    model: str
+    provider: str
+    input: float
+    cached_input: float
+    cached_listed: bool
+    output: float
+    checked: date | None
+    origin: str  # "package" or "config"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MigrationRow:
     version: int
     name: str
@@ -148,7 +164,11 @@ class Table(Generic[Row]):
         return [values(row) for row in rows]
 
 
-SAMPLES = Table("samples", Sample, "ingested_at", server=("ingested_at",))
+# computed by the engine: price_model and cost_usd from the price table (migration 0009),
+# ttft_ms and output_tokens_per_s from the attributes (0010)
+SAMPLES = Table("samples", Sample, "ingested_at",
+                server=("ingested_at", "price_model", "cost_usd", "ttft_ms",
+                        "output_tokens_per_s"))
 SPANS = Table("spans", SpanRecord, "ingested_at", server=("ingested_at",))
 USER_FEEDBACK = Table("user_feedback", Feedback, "ingested_at", server=("ingested_at",))
 SCORES = Table("scores", ScoreRow, "scored_at", server=("scored_at",))
@@ -157,9 +177,10 @@ FLAGS = Table("flags", FlagRow, "updated_at", server=("created_at", "updated_at"
 DETECTOR_RUNS = Table("detector_runs", DetectorRunRow, "ran_at", ttl="window_end",
                       server=("ran_at",))
 REVIEWS = Table("reviews", ReviewRow, "ts")
+PRICES = Table("prices", PriceRow, "updated_at", ttl=None, server=("updated_at",))
 # created by migrate.py itself, before any migration
 SCHEMA_MIGRATIONS = Table("schema_migrations", MigrationRow, None, ttl=None,
                           server=("applied_at",))
 
 TABLES: tuple[Table[Any], ...] = (SAMPLES, SPANS, USER_FEEDBACK, SCORES, EMBEDDINGS, FLAGS,
-                                  DETECTOR_RUNS, REVIEWS, SCHEMA_MIGRATIONS)
+                                  DETECTOR_RUNS, REVIEWS, PRICES, SCHEMA_MIGRATIONS)

@@ -307,13 +307,19 @@ class _StreamRecorder:
             choices = [c for _, c in sorted(self._choices.items())]
             attributes = _openai_response_attributes(self._meta)
             attributes[semconv.RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk_s
+            usage = semconv.usage_values(self._usage)
+            if self._first_chunk_s is not None and usage["output_tokens"]:
+                streaming_s = time.monotonic() - self._call.started - self._first_chunk_s
+                if streaming_s > 0:
+                    attributes[semconv.OUTPUT_TOKENS_PER_SECOND] = \
+                        usage["output_tokens"] / streaming_s
             self._call.respond(
                 output_messages=[c.message() for c in choices],
                 response_id=self._meta.get("id"),
                 response_model=self._meta.get("model"),
                 finish_reasons=[c.finish_reason for c in choices],
                 attributes=attributes,
-                **semconv.usage_values(self._usage),
+                **usage,
             )
         except Exception:
             logger.debug("watchkeeper: could not record a streamed response", exc_info=True)
