@@ -397,6 +397,13 @@ class WatchConfig(Section):
         names = [w.name for w in value]
         if len(names) != len(set(names)):
             raise ValueError(f"watcher names must be unique: {names}")
+        leaders = {w.name for w in value if w.enabled and not w.sampling.after}
+        for w in value:
+            unknown = [name for name in w.sampling.after if name not in leaders]
+            if unknown:
+                raise ValueError(f"watcher {w.name!r}: sampling.after names {unknown}, which are "
+                                 "not enabled watchers outside a cascade (a cascade is one step: "
+                                 f"cheap watchers, then this one; those are {sorted(leaders)})")
         return value
 
 

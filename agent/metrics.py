@@ -35,6 +35,11 @@ INGEST_PENDING = Gauge("wk_ingest_pending_items", "spans and logs waiting in the
 
 WATCH_ITEMS = Counter("wk_watch_items_total", "texts scored", ["watcher"])
 WATCH_SECONDS = Histogram("wk_watch_batch_seconds", "time to score one micro-batch", ["watcher"])
+WATCH_SKIPPED = Counter("wk_watch_skipped_total", "samples a watcher did not score, by why: "
+                        "policy (its lists, only_after), sampled (its rate), budget_calls, "
+                        "budget_tokens", ["watcher", "reason"])
+WATCH_BUDGET = Gauge("wk_watch_budget_remaining", "what a watcher's budget has left",
+                     ["watcher", "budget"])
 WATCH_FLAGGED = Counter("wk_watch_flagged_samples_total", "samples sent to the review queue")
 
 WAL_BYTES = Gauge("wk_bus_wal_bytes", "bytes in the embedded bus's write-ahead log")

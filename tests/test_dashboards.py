@@ -111,7 +111,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
         ScoreRow(sample_id=s.sample_id, ts=s.ts, service=s.service, watcher="tox", version="1",
                  field="completion", label="toxic", score=0.9 if n < 4 else 0.1, flagged=n < 4,
                  threshold=0.5, latency_ms=3.0, error="")
-        for n, s in enumerate(samples)])
+        for n, s in enumerate(samples)] + [
+        # two texts a judge's budget turned away (watch/budget.py)
+        ScoreRow(sample_id=s.sample_id, ts=s.ts, service=s.service, watcher="judge",
+                 version="1", field="completion", label="_skipped", score=0.0, flagged=False,
+                 threshold=None, latency_ms=0.0,
+                 error="skipped: budget of 60 calls per minute spent")
+        for s in samples[:2]])
     handle.insert_rows(FLAGS, [
         FlagRow(flag_id=_flag_id(n), sample_id=s.sample_id, ts=s.ts, service=s.service,
                 source="watcher:tox", reason="toxic 0.90 ≥ 0.50", label="toxic",
@@ -180,6 +186,8 @@ def test_panels_compute_what_they_say(run_sql: Any) -> None:
     assert {row[7] for row in queue} == {f"question {i}" for i in range(4)}  # prompt joined
     assert {row[5] for row in queue} == {"open"}
     assert value("quality", "Open in review queue") == [[4]]
+    assert sum(row[2] for row in value("quality", "Skipped by budget")) == 2
+    assert value("quality", "Scored samples") == [[30]]  # a skipped text is not a score
     # percentiles per service and operation; how calls ended
     latency = {row[0]: row for row in value("overview",
                                              "Latency percentiles by service and operation")}

@@ -162,7 +162,7 @@ class StoreReviews:
             "SELECT sample_id, watcher, label, field, max(score) AS score "
             f"FROM {self.db}.{SCORES.name} "
             "WHERE sample_id IN {ids:Array(UUID)} AND ts BETWEEN {lo:DateTime64(6)} "
-            "AND {hi:DateTime64(6)} AND label != '_error' "
+            "AND {hi:DateTime64(6)} AND error = '' "
             "GROUP BY sample_id, watcher, label, field ORDER BY score DESC", _span(ids, flags))
         scores: dict[Any, list[Score]] = {}
         for row in result.records():

@@ -40,19 +40,23 @@ from watchkeeper.agent.store.tables import (
     flag_id,
 )
 from watchkeeper.agent.watch import replay, scoring
+from watchkeeper.agent.watch.budget import Budget
 from watchkeeper.agent.watch.loading import load_watcher, thresholds_for
 from watchkeeper.collectors.normalise import Sample
 from watchkeeper.detectors.watchers import (
     AsyncWatcher,
     Embedder,
+    Item,
     Watcher,
     WatcherSpec,
     is_io_bound,
     items_for,
 )
+from watchkeeper.detectors.watchers.sampling import SCORED, choose
 
 log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 30.0
+SKIPPED = "_skipped"  # the label of a score row for an item a budget turned away
 
 
 class WatchService(LoopService):
@@ -74,6 +78,12 @@ class WatchService(LoopService):
             for spec in config.watchers if spec.enabled]
         self.thresholds = {spec.name: thresholds_for(spec, watcher)
                            for spec, watcher in self.watchers}
+        self.by_name = {spec.name: watcher for spec, watcher in self.watchers}
+        # a watcher in a cascade (`sampling.after`) scores once those it follows have flagged
+        self.rounds = [[(spec, w) for spec, w in self.watchers if not spec.sampling.after],
+                       [(spec, w) for spec, w in self.watchers if spec.sampling.after]]
+        self.budgets = {spec.name: Budget(spec.sampling, len(getattr(watcher, "rubrics", ())))
+                        for spec, watcher in self.watchers if spec.sampling.budgeted}
         self.consumer = bus.consumer(TOPIC_SAMPLES, config.group, on_revoke=self._revoked)
         self._held: list[Record] = []  # read, not yet stored
         # records of a pass that failed part-way: some of their rows may be stored
@@ -179,52 +189,95 @@ class WatchService(LoopService):
         scores: list[ScoreRow] = []
         vectors: list[EmbeddingRow] = []
         flags: list[FlagRow] = []
-        # I/O-bound watchers (an LLM judge) wait on the network, on the I/O loop, while the
-        # others compute here.
-        running = {spec.name: scoring.start(watcher, items)
-                   for spec, watcher in self.watchers if is_io_bound(watcher)
-                   if (items := [item for s in samples for item in items_for(s, spec.field)])}
-        for spec, watcher in self.watchers:
-            items = [item for s in samples for item in items_for(s, spec.field)]
-            if not items:
-                continue
-            if isinstance(watcher, Embedder):
-                for out in scoring.embed(watcher, items):
-                    if out.vector is not None:
-                        s = by_id[out.item.sample_id]
-                        vectors.append(EmbeddingRow(
-                            sample_id=s.sample_id, ts=s.ts, service=s.service,
-                            model=watcher.name, field=out.item.field, vector=out.vector))
-                continue
-            started = time.perf_counter()
-            thresholds = self.thresholds[spec.name]
-            outcomes = running[spec.name].result() if spec.name in running else \
-                scoring.score(watcher, items)
-            for out in outcomes:
-                s = by_id[out.item.sample_id]
-                base: dict[str, Any] = {
-                    "sample_id": s.sample_id, "ts": s.ts, "service": s.service,
-                    "watcher": watcher.name, "version": watcher.version,
-                    "field": out.item.field, "latency_ms": out.latency_ms}
-                if out.scores is None:
-                    scores.append(ScoreRow(**base, label="_error", score=0.0, flagged=False,
-                                           threshold=None, error=out.error))
+        flagged_by: dict[str, set[str]] = {}  # sample id -> the watchers that flagged it
+        for watchers in self.rounds:
+            chosen = {spec.name: self._chosen(spec, samples, flagged_by, by_id, scores)
+                      for spec, _ in watchers}
+            # I/O-bound watchers (an LLM judge) wait on the network, on the I/O loop, while
+            # the others compute here.
+            running = {spec.name: scoring.start(watcher, items)
+                       for spec, watcher in watchers if is_io_bound(watcher)
+                       if (items := chosen[spec.name])}
+            for spec, watcher in watchers:
+                items = chosen[spec.name]
+                if not items:
                     continue
-                for label, value in out.scores.items():
-                    threshold = thresholds.get(label)
-                    flagged = threshold is not None and value >= threshold
-                    scores.append(ScoreRow(**base, label=label, score=float(value),
-                                           flagged=flagged, threshold=threshold, error=""))
-                    if flagged:
-                        source = f"watcher:{watcher.name}"
-                        flags.append(FlagRow(
-                            flag_id=flag_id(str(s.sample_id), source, label, out.item.field),
-                            sample_id=s.sample_id, ts=s.ts, service=s.service, source=source,
-                            reason=f"{label} {value:.2f} >= {threshold:g} on {out.item.field}",
-                            label=label, field=out.item.field, score=float(value)))
-            metrics.WATCH_SECONDS.labels(watcher.name).observe(time.perf_counter() - started)
-            metrics.WATCH_ITEMS.labels(watcher.name).inc(len(items))
+                if isinstance(watcher, Embedder):
+                    for out in scoring.embed(watcher, items):
+                        if out.vector is not None:
+                            s = by_id[out.item.sample_id]
+                            vectors.append(EmbeddingRow(
+                                sample_id=s.sample_id, ts=s.ts, service=s.service,
+                                model=watcher.name, field=out.item.field, vector=out.vector))
+                    continue
+                started = time.perf_counter()
+                thresholds = self.thresholds[spec.name]
+                outcomes = running[spec.name].result() if spec.name in running else \
+                    scoring.score(watcher, items)
+                for out in outcomes:
+                    s = by_id[out.item.sample_id]
+                    base = self._row_base(watcher, s, out.item.field, out.latency_ms)
+                    if out.scores is None:
+                        scores.append(ScoreRow(**base, label="_error", score=0.0,
+                                               flagged=False, threshold=None, error=out.error))
+                        continue
+                    for label, value in out.scores.items():
+                        threshold = thresholds.get(label)
+                        flagged = threshold is not None and value >= threshold
+                        scores.append(ScoreRow(**base, label=label, score=float(value),
+                                               flagged=flagged, threshold=threshold, error=""))
+                        if flagged:
+                            source = f"watcher:{watcher.name}"
+                            flagged_by.setdefault(out.item.sample_id, set()).add(spec.name)
+                            flags.append(FlagRow(
+                                flag_id=flag_id(str(s.sample_id), source, label,
+                                                out.item.field),
+                                sample_id=s.sample_id, ts=s.ts, service=s.service,
+                                source=source, label=label, field=out.item.field,
+                                reason=f"{label} {value:.2f} >= {threshold:g} on "
+                                       f"{out.item.field}", score=float(value)))
+                metrics.WATCH_SECONDS.labels(watcher.name).observe(time.perf_counter() - started)
+                metrics.WATCH_ITEMS.labels(watcher.name).inc(len(items))
         return scores, vectors, flags
+
+    @staticmethod
+    def _row_base(watcher: Watcher | AsyncWatcher | Embedder, sample: Sample, field: str,
+                  latency_ms: float) -> dict[str, Any]:
+        return {"sample_id": sample.sample_id, "ts": sample.ts, "service": sample.service,
+                "watcher": watcher.name, "version": getattr(watcher, "version", ""),
+                "field": field, "latency_ms": latency_ms}
+
+    def _chosen(self, spec: WatcherSpec, samples: Sequence[Sample],
+                flagged_by: dict[str, set[str]], by_id: dict[str, Sample],
+                skipped: list[ScoreRow]) -> list[Item]:
+        """The items a watcher scores in this pass: the samples its sampling policy chooses
+        (those a cascade sends first), then what its budget allows; what the budget turns away
+        is a `_skipped` row saying which budget."""
+        first: list[Item] = []
+        rest: list[Item] = []
+        for sample in samples:
+            choice = choose(spec.sampling, spec.name, sample_id=str(sample.sample_id),
+                            service=sample.service, environment=sample.environment,
+                            models=(sample.request_model, sample.response_model),
+                            flagged_by=flagged_by.get(str(sample.sample_id), ()))
+            if choice not in SCORED:
+                metrics.WATCH_SKIPPED.labels(spec.name, choice).inc()
+                continue
+            (first if choice == "cascade" else rest).extend(items_for(sample, spec.field))
+        budget = self.budgets.get(spec.name)
+        if budget is None:
+            return first + rest
+        allowed, refused = budget.admit(first + rest)
+        watcher = self.by_name[spec.name]
+        for item, reason in refused:
+            metrics.WATCH_SKIPPED.labels(spec.name, reason).inc()
+            skipped.append(ScoreRow(**self._row_base(watcher, by_id[item.sample_id], item.field,
+                                                     0.0),
+                                    label=SKIPPED, score=0.0, flagged=False, threshold=None,
+                                    error=budget.describe(reason)))
+        for name, left in budget.remaining().items():
+            metrics.WATCH_BUDGET.labels(spec.name, name).set(left)
+        return allowed
 
     def _emit(self, scores: list[ScoreRow], by_id: dict[str, Sample]) -> None:
         """Stored scores as evaluation events of their samples' spans (at least once: a pass
@@ -234,7 +287,7 @@ class WatchService(LoopService):
         kinds = {watcher.name: spec.kind for spec, watcher in self.watchers}
         results = []
         for row in scores:
-            if not self.export.sends(row.watcher):
+            if not self.export.sends(row.watcher) or row.label == SKIPPED:
                 continue
             sample = by_id[str(row.sample_id)]
             try:

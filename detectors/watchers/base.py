@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeIs
 
+from watchkeeper.detectors.watchers.sampling import SamplingPolicy
+
 WatchField = Literal["prompt", "completion", "both", "pair"]
 
 
@@ -40,6 +42,8 @@ class WatcherSpec(BaseModel):
         default_factory=dict, description="as written; checked against the kind's options model "
         "(registry.KINDS) when the config loads and when the watcher is built")
     enabled: bool = True
+    sampling: SamplingPolicy = Field(default_factory=SamplingPolicy, description="which "
+                                     "samples it scores and its budget (sampling.py)")
 
 
 @dataclass(frozen=True, slots=True)
