@@ -151,7 +151,9 @@ def cmd_train_watcher(args: argparse.Namespace) -> int:
     request = TrainRequest(name=args.name, data=_labelled_files(args),
                            from_reviews=args.from_reviews, source=args.source, api=args.api,
                            token=args.token, threshold_rule=args.threshold_rule,
-                           combine=args.combine, force=args.force, tolerance=args.tolerance)
+                           combine=args.combine, force=args.force, tolerance=args.tolerance,
+                           from_events=args.from_events, event_threshold=args.event_threshold,
+                           event_field=args.event_field)
     return train_watcher(_settings(args, **{"store.url": args.store_url}), request)
 
 
@@ -360,6 +362,14 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--threshold-rule", default="balanced",
                        help="balanced (default: max TPR - FPR), f1, precision:P or recall:R, "
                             "on the validation split")
+    train.add_argument("--from-events", metavar="NAME",
+                       help="also learn from received gen_ai.evaluation.result events of this "
+                            "evaluation name (a reviewer's verdict on the same text wins)")
+    train.add_argument("--event-threshold", type=float,
+                       help="an event's score at or above it is 1 (default: "
+                            "evaluations.receive.thresholds[NAME])")
+    train.add_argument("--event-field", choices=("completion", "prompt"), default="completion",
+                       help="the text of the judged call to learn from")
     train.add_argument("--combine", choices=("auto", "logit_mean", "max", "none"),
                        default="auto", help="combine the head with the profanity model; auto "
                        "(default): the most general rule that costs at most 0.01 validation "

@@ -481,3 +481,53 @@ def test_a_worse_version_is_not_promoted_unless_forced(tmp_path: Path) -> None:
     # a better version than the current one is promoted without asking
     assert train_watcher(settings, request) == 0
     assert current_version(settings.data_dir, "rude") == "v4"
+
+
+def test_received_evaluation_events_train_the_next_version(tmp_path: Path) -> None:
+    """`train-watcher --from-events NAME`: the texts another evaluator judged under NAME, 1 at
+    or above the threshold; a text a reviewer judged keeps only the reviewer's label."""
+    from datetime import UTC, datetime
+
+    from watchkeeper.agent.config import StoreConfig
+    from watchkeeper.agent.evaluations.events import EVENT_SOURCE
+    from watchkeeper.agent.review.events import EventLabelError, event_labels
+    from watchkeeper.agent.store import rows
+    from watchkeeper.agent.store.client import Store
+    from watchkeeper.agent.store.migrate import migrate
+    from watchkeeper.agent.store.tables import SCORES, ScoreRow
+    from watchkeeper.agent.watch.training import TrainRequest, train_watcher
+    from watchkeeper.collectors.normalise import Sample
+    from watchkeeper.collectors.normalise.sample import sample_id_for
+
+    texts, labels = synthetic(60, seed=11)
+    data_dir = tmp_path / "wk"
+    store = Store(f"chdb://{data_dir / 'clickhouse'}", StoreConfig())
+    try:
+        migrate(store)
+        now = datetime.now(UTC)
+        samples = [Sample(sample_id=sample_id_for("ev", str(i)), trace_id="ev", span_id=str(i),
+                          ts=now, service="chat", prompt_text="hi", completion_text=text)
+                   for i, text in enumerate(texts)]
+        store.insert_json("samples", rows.json_rows(samples))
+        store.insert_rows(SCORES, [
+            ScoreRow(sample_id=s.sample_id, ts=now, service="chat", watcher="app-judge",
+                     version="1", field="call", label="toxicity", score=0.9 if y else 0.1,
+                     flagged=False, threshold=None, latency_ms=0.0, error="",
+                     source=EVENT_SOURCE) for s, y in zip(samples, labels, strict=True)])
+    finally:
+        store.close()
+    settings = load_settings(None, data_dir=str(data_dir))
+    found = event_labels(settings, "toxicity", threshold=0.5,
+                         reviewed=frozenset({texts[0]}))
+    assert found.dropped_for_reviews == sum(t == texts[0] for t in texts)
+    assert dict(zip(found.texts, found.labels, strict=True)) == {
+        t: y for t, y in zip(texts, labels, strict=True) if t != texts[0]}
+    with pytest.raises(EventLabelError, match="no threshold"):
+        event_labels(settings, "toxicity")
+    with pytest.raises(EventLabelError, match="evaluation name"):
+        event_labels(settings, "x' OR 1=1 --", threshold=0.5)
+    assert train_watcher(settings, TrainRequest(name="rude", from_events="toxicity",
+                                                event_threshold=0.5, combine="none")) == 0
+    meta = json.loads((data_dir / "watchers" / "rude" / "v1" / "meta.json").read_text())
+    assert meta["data"]["source"] == "events" and meta["data"]["evaluation"] == "toxicity"
+    assert meta["metrics"]["auroc"] > 0.9

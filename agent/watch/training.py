@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from rich.console import Console
 from rich.table import Table
@@ -122,6 +122,9 @@ class TrainRequest:
     api: str | None = None  # a running agent's API (default: the store's owner, if one runs)
     token: str | None = None
     threshold_rule: str = "balanced"
+    from_events: str | None = None  # an evaluation name: received events as labels
+    event_threshold: float | None = None  # default: evaluations.receive.thresholds[name]
+    event_field: Literal["completion", "prompt"] = "completion"
     combine: str = "auto"  # with the profanity model: auto, logit_mean, max or none
     force: bool = False  # make the new version current even if it is worse
     tolerance: float = PROMOTION_TOLERANCE
@@ -182,7 +185,7 @@ def split(name: str, examples: Examples) -> Part:
 
 
 def gather(settings: Settings, request: TrainRequest) -> list[Part]:
-    """--data FILE ... and/or --from-reviews, each a named source."""
+    """--data FILE ..., --from-reviews and --from-events, each a named source."""
     found: list[tuple[str, Examples]] = []
     for file in request.data:
         loaded = file.load()
@@ -194,8 +197,18 @@ def gather(settings: Settings, request: TrainRequest) -> list[Part]:
         source = request.source or f"watcher:{request.name}"
         with open_reviews(settings, request.api, request.token) as reviews:
             found.append((f"reviews of {source} flags", reviewed_flags(reviews, source)))
+    if request.from_events:
+        from watchkeeper.agent.review.events import event_labels
+
+        reviewed = frozenset(text for where, part in found if where.startswith("reviews of")
+                             for text in part.texts)
+        found.append((f"{request.from_events} evaluation events", event_labels(
+            settings, request.from_events, threshold=request.event_threshold,
+            text_field=request.event_field, reviewed=reviewed, api=request.api,
+            token=request.token)))
     if not found:
-        raise LabelledDataError("nothing to train on: give --data FILE, --from-reviews, or both")
+        raise LabelledDataError("nothing to train on: give --data FILE, --from-reviews, "
+                                "--from-events NAME, or several")
     names = [Path(where).name for where, _ in found]
     return [split(where if names.count(short) > 1 else short, examples)
             for (where, examples), short in zip(found, names, strict=True)]
