@@ -153,7 +153,9 @@ def cmd_train_watcher(args: argparse.Namespace) -> int:
                            token=args.token, threshold_rule=args.threshold_rule,
                            combine=args.combine, force=args.force, tolerance=args.tolerance,
                            from_events=args.from_events, event_threshold=args.event_threshold,
-                           event_field=args.event_field)
+                           event_field=args.event_field,
+                           augment_axes=tuple(a.strip() for a in (args.augment_swaps or "")
+                                              .split(",") if a.strip()))
     return train_watcher(_settings(args, **{"store.url": args.store_url}), request)
 
 
@@ -370,6 +372,10 @@ def parser() -> argparse.ArgumentParser:
                             "evaluations.receive.thresholds[NAME])")
     train.add_argument("--event-field", choices=("completion", "prompt"), default="completion",
                        help="the text of the judged call to learn from")
+    train.add_argument("--augment-swaps", metavar="AXES",
+                       help="also train on each text with its group words swapped (bias "
+                            "lexicon axes, comma-separated, or all; e.g. gender): the group "
+                            "alone is no evidence")
     train.add_argument("--combine", choices=("auto", "logit_mean", "max", "none"),
                        default="auto", help="combine the head with the profanity model; auto "
                        "(default): the most general rule that costs at most 0.01 validation "

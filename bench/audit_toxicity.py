@@ -9,9 +9,11 @@ swap pair of the bias lexicon, with its group words swapped (the counterfactual 
 `watchkeeper audit-watcher` without --pairs); groups are `axis:a/b`. Watchers: today's head and
 the improved head, both trained on all of Davidson et al.'s tweets (../shared/data/toxicity,
 read in place; without the file the script says so and exits 0) as bench/eval_toxicity.py
-trains them, and alt-profanity-check. Each is audited with `audit-watcher`'s code: per group
-the mean score difference b - a, its interval, the paired test against ±tolerance, Holm
-across groups. Writes bench/out/audit_toxicity.json and prints the table.
+trains them, the improved head trained with counterfactual copies of its gendered tweets
+(`train-watcher --augment-swaps gender`), and alt-profanity-check. Each is audited with
+`audit-watcher`'s code: per group the mean score difference b - a, its interval, the paired
+test against ±tolerance, Holm across groups; and, for what the watchers are for, their
+AUROC on the same written texts. Writes bench/out/audit_toxicity.json and prints the table.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from watchkeeper.agent.config import load_settings
     from watchkeeper.agent.schedule.audit import AuditRequest, run_audit
+    from watchkeeper.agent.watch.evaluation import run_evaluation
     from watchkeeper.agent.watch.labelled import LabelledFile
     from watchkeeper.agent.watch.pairs import Pairs
     from watchkeeper.agent.watch.training import TrainRequest, train_from_examples, train_watcher
@@ -63,11 +66,17 @@ def main() -> int:
         davidson = LabelledFile(DAVIDSON, "tweet", "class", "0,1").load()
         train_from_examples(davidson.texts, davidson.labels, data_dir=tmp, name="today",
                             combine="none")
-        train_watcher(settings, TrainRequest(name="improved", data=[
-            LabelledFile(DAVIDSON, "tweet", "class", "0:5,1")]))
-        for name in ("today", "improved", "profanity"):
+        for name, axes in (("improved", ()), ("improved+swaps", ("gender",))):
+            train_watcher(settings, TrainRequest(name=name.replace("+", "-"), data=[
+                LabelledFile(DAVIDSON, "tweet", "class", "0:5,1")], augment_axes=axes))
+        written = [LabelledFile(path, "text", "label").load() for path in WRITTEN]
+        for name in ("today", "improved", "improved+swaps", "profanity"):
+            watcher = name.replace("+", "-")
             results[name] = run_audit(settings, AuditRequest(
-                watcher=name, alpha=args.alpha, tolerance=args.tolerance), pairs)
+                watcher=watcher, alpha=args.alpha, tolerance=args.tolerance), pairs)
+            # what the watcher is for, beside its bias: AUROC on the same written texts
+            results[name]["written_auroc"] = run_evaluation(
+                settings, watcher, written, show_progress=False)["auroc"]
     path = write_json("audit_toxicity", {
         "params": {"tolerance": args.tolerance, "alpha": args.alpha, "texts": len(texts),
                    "pairs": len(pairs.a)},
@@ -93,7 +102,8 @@ def main() -> int:
     for name, r in results.items():
         flagged = [g for g, v in r["groups"].items() if v.get("flagged")]
         console.print(f"{name}: {len(flagged)} of {len(r['groups'])} groups flagged"
-                      + (f" ({', '.join(flagged)})" if flagged else ""))
+                      + (f" ({', '.join(flagged)})" if flagged else "")
+                      + f"; AUROC on the written sets {r['written_auroc']:.3f}")
     console.print(f"results: {path}")
     return 0
 

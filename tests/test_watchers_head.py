@@ -531,3 +531,27 @@ def test_received_evaluation_events_train_the_next_version(tmp_path: Path) -> No
     meta = json.loads((data_dir / "watchers" / "rude" / "v1" / "meta.json").read_text())
     assert meta["data"]["source"] == "events" and meta["data"]["evaluation"] == "toxicity"
     assert meta["metrics"]["auroc"] > 0.9
+
+
+def test_counterfactual_copies_train_beside_their_originals(tmp_path: Path) -> None:
+    """--augment-swaps: each training text that mentions a group comes again with its group
+    words swapped, label and source kept; the held-back rows are left alone."""
+    from watchkeeper.agent.watch.training import TrainRequest, augment, train_watcher
+
+    copies = augment(["She told him no", "the weather is fine", "my wife is a muslim"],
+                     ("gender",))
+    assert copies == [(0, "He told her no"), (2, "my husband is a muslim")]
+    assert len(augment(["my wife is a muslim"], ("all",))) > 1  # gender and religion
+    with pytest.raises(LabelledDataError, match="unknown axis 'colour'"):
+        augment(["x"], ("colour",))
+    texts, labels = synthetic(200, seed=13)
+    texts = [f"{t} said she" if i % 4 == 0 else t for i, t in enumerate(texts)]
+    data = _write_csv(tmp_path / "train.csv", texts, labels)
+    settings = load_settings(None, data_dir=str(tmp_path / "wk"))
+    request = TrainRequest(name="rude", data=[LabelledFile(data, "text", "is_toxic")],
+                           augment_axes=("gender",), combine="none")
+    assert train_watcher(settings, request) == 0
+    meta = json.loads((tmp_path / "wk" / "watchers" / "rude" / "v1" / "meta.json").read_text())
+    split = meta["metrics"]["split"]
+    # about a quarter of the (not held-back) rows say "she": that many copies were added
+    assert split["train"] + split["validation"] > 200 * 0.8 * 1.15

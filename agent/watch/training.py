@@ -125,6 +125,7 @@ class TrainRequest:
     from_events: str | None = None  # an evaluation name: received events as labels
     event_threshold: float | None = None  # default: evaluations.receive.thresholds[name]
     event_field: Literal["completion", "prompt"] = "completion"
+    augment_axes: tuple[str, ...] = ()  # counterfactual copies for these lexicon axes
     combine: str = "auto"  # with the profanity model: auto, logit_mean, max or none
     force: bool = False  # make the new version current even if it is worse
     tolerance: float = PROMOTION_TOLERANCE
@@ -214,6 +215,23 @@ def gather(settings: Settings, request: TrainRequest) -> list[Part]:
             for (where, examples), short in zip(found, names, strict=True)]
 
 
+def augment(texts: list[str], axes: Sequence[str]) -> list[tuple[int, str]]:
+    """Counterfactual copies of the training texts that mention a group of these axes of the
+    bias lexicon ("all": every axis): each with the label and source of its original, so the
+    head learns that the group alone is no evidence (measured: bench/audit_toxicity.py). The
+    held-back rows are left as they are: versions are compared on real text."""
+    from watchkeeper.detectors.bias import Lexicon
+    from watchkeeper.detectors.bias.counterfactual import counterfactual_copies
+
+    lexicon = Lexicon.default()
+    chosen = list(lexicon.axes) if "all" in axes else list(axes)
+    unknown = [a for a in chosen if a not in lexicon.axes]
+    if unknown:
+        raise LabelledDataError(f"--augment-swaps: unknown axis {unknown[0]!r} (known: "
+                                f"{', '.join(lexicon.axes)}, or all)")
+    return counterfactual_copies(texts, lexicon, chosen)
+
+
 def trained_on(meta: dict[str, Any], described: dict[str, Any]) -> bool:
     """Whether a version's training data (meta.json "data") included a source."""
     data = meta.get("data") or {}
@@ -296,6 +314,14 @@ def train_watcher(settings: Settings, request: TrainRequest) -> int:
     labels = [part.examples.labels[i] for part in parts for i in part.train]
     weights = [part.weights()[i] for part in parts for i in part.train]
     sources = [part.name for part in parts for _ in part.train]
+    if request.augment_axes:
+        copies = augment(texts, request.augment_axes)
+        out.print(f"{len(copies)} counterfactual copies ({', '.join(request.augment_axes)}) of "
+                  f"{len({j for j, _ in copies})} training texts")
+        texts += [text for _, text in copies]
+        labels += [labels[j] for j, _ in copies]
+        weights += [weights[j] for j, _ in copies]
+        sources += [sources[j] for j, _ in copies]
     described = [part.examples.describe() for part in parts]
     with progress_bar("embedding", len(texts)) as advance:
         path, result = train_from_examples(

@@ -110,6 +110,22 @@ def watcher_scorer(watcher: Any, label: str, field: str = "completion") -> Score
     return watcher_scorers(watcher, [label], field)[label]
 
 
+def counterfactual_copies(texts: Sequence[str], lexicon: Lexicon | None = None,
+                          axes: Sequence[str] | None = None) -> list[tuple[int, str]]:
+    """(index, the text with one swap pair's group words exchanged) for every text that
+    mentions a group of the axes: counterfactual data augmentation, which trains a watcher on
+    both versions of a sentence with one label, so that the group is no evidence."""
+    lexicon = lexicon or Lexicon.default()
+    copies: dict[tuple[int, str], None] = {}
+    for axis, a, b in CounterfactualProbe(lexicon=lexicon, axes=axes).swap_pairs():
+        swap = Swapper(lexicon.axes[axis], a, b)
+        for j, text in enumerate(texts):
+            swapped = swap(text)
+            if swapped != text:
+                copies[(j, swapped)] = None
+    return list(copies)
+
+
 class CounterfactualProbe:
     """Swap-pair probes of a scorer over sampled texts; one `DetectorResult` per pair.
 
