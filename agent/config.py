@@ -276,6 +276,11 @@ class StoreConfig(Section):
     reader_password: SecretStr | None = None
     reader_password_file: Path | None = None
 
+    @property
+    def on_cluster(self) -> str:
+        """The `ON CLUSTER` clause of DDL on this store ("" for a single server or chDB)."""
+        return f"ON CLUSTER {self.cluster}" if self.cluster else ""
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pydantic import ValidationError
@@ -183,6 +184,10 @@ def test_a_running_agent_prices_what_it_ingests_and_reprices_through_its_api(
         # the owner reprices by its own config: nothing changed, the same cost
         assert result["calls"] == 1 and result["priced"] == 1
         assert result["cost_usd"] == pytest.approx(row["cost_usd"])
+        for body in (b'{"since": "not a time"}', b"[1, 2]", b"{not json", b'{"since": '
+                     b'"2026-01-01", "and": "more"}'):
+            answer = httpx.post(f"{agent.api}/api/reprice", content=body, timeout=10)
+            assert answer.status_code == 400 and "error" in answer.json()
         refused = subprocess.run([*CLI, "reprice", "--since", "yesterday-ish", "--data-dir",
                                   str(data_dir)], capture_output=True, text=True, timeout=60,
                                  check=False)

@@ -5,12 +5,15 @@ a local OpenAI-compatible judge that counts its calls."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import ValidationError
+from test_evaluation_export import Receiver
 from test_watchers_models import JudgeServer
 
 from helpers import genai_request, post, running_agent
@@ -101,6 +104,8 @@ def test_the_budget_refills_per_minute_and_per_day() -> None:
 
 def test_an_agent_judges_what_cheap_watchers_flagged_within_its_budget(tmp_path: Path) -> None:
     judge = JudgeServer()
+    receiver = Receiver()  # where evaluation events go
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
     try:
         watchers = [
             {"name": "quality", "kind": "heuristics",
@@ -110,7 +115,10 @@ def test_an_agent_judges_what_cheap_watchers_flagged_within_its_budget(tmp_path:
                          "rubrics": {"harmfulness": None}},
              "sampling": {"after": ["quality"], "only_after": True, "calls_per_minute": 2}}]
         with running_agent(tmp_path / "wk", watch=True, **{
-                "watch.watchers": watchers, "sidecar.redaction.enabled": False}) as agent:
+                "watch.watchers": watchers, "sidecar.redaction.enabled": False,
+                "evaluations.export.endpoint": receiver.url,
+                "evaluations.export.watchers": ["judge"],
+                "evaluations.export.schedule_delay_ms": 100}) as agent:
             assert post(f"{agent.http_endpoint}/v1/traces", genai_request(CALLS)).is_success
             # quality scores all four and flags three; the judge judges two of those three
             assert agent.wait_for("SELECT count() AS n FROM {db}.scores WHERE watcher = "
@@ -130,8 +138,14 @@ def test_an_agent_judges_what_cheap_watchers_flagged_within_its_budget(tmp_path:
             assert re.search(r'wk_watch_skipped_total\{reason="policy",watcher="judge"\} 1\.0',
                              text)
             assert 'wk_watch_budget_remaining{budget="calls_per_minute",watcher="judge"}' in text
-            # the same texts again: the cheap watchers flag them, the judge's budget is spent
-            # and its cache answers nothing new
-            assert len(judge.requests) == 2
+            # the judged texts leave as evaluation events; a budget's refusal does not
+            deadline = time.monotonic() + 30
+            while len(receiver.records()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)  # a third record would have come in the same batches
+        sent = [{a.key: a.value for a in r.attributes} for _, _, r in receiver.records()]
+        assert len(sent) == 2 and not any("error.type" in s for s in sent)
+        assert {s["gen_ai.evaluation.name"].string_value for s in sent} == {"harmfulness"}
     finally:
         judge.httpd.shutdown()
+        receiver.shutdown()

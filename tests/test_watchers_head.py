@@ -191,6 +191,30 @@ def test_head_trains_saves_reloads_and_generalises(tmp_path: Path, embedder: Emb
     assert old.version == "v1"
 
 
+def test_a_head_combined_with_another_profanity_model_refuses_to_load(tmp_path: Path) -> None:
+    """Its threshold was chosen on the combination with one alt-profanity-check version."""
+    pytest.importorskip("profanity_check")
+    texts, labels = synthetic(120, seed=17)
+    path, result = train_from_examples(texts, labels, data_dir=tmp_path, name="rude",
+                                       device="cpu", combine="max")
+    assert result.combine == "max"
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["combine"]["with"] == "profanity"
+    assert meta["combine"]["version"].startswith("alt-profanity-check")
+    spec = WatcherSpec(name="rude", kind="trainable_head",
+                       options={"data_dir": str(tmp_path), "device": "cpu"})
+    head = build(spec)
+    assert isinstance(head, Watcher)
+    meta["combine"]["version"] = "alt-profanity-check 0.0.1"
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(WatcherLoadError, match="retrain the head"):
+        build(spec)
+    meta["combine"]["with"] = "something-else"
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(WatcherLoadError, match="only 'profanity' is known"):
+        build(spec)
+
+
 def test_head_load_errors(tmp_path: Path) -> None:
     with pytest.raises(WatcherLoadError, match="train-watcher"):
         build(WatcherSpec(name="toxic", kind="trainable_head",

@@ -116,16 +116,15 @@ def sync_prices(store: Store, config: CostConfig) -> int:
     price_model, cost = expressions(rows)
     digest = hashlib.sha256(f"{price_model}\n{cost}".encode()).hexdigest()
     db, samples = store.database, f"{store.database}.{tables.SAMPLES.name}"
-    on_cluster = f" ON CLUSTER {store.config.cluster}" if store.config.cluster else ""
     current = store.query("SELECT comment FROM system.columns WHERE database = {db:String} "
                           "AND table = {table:String} AND name = 'cost_usd'",
                           {"db": db, "table": tables.SAMPLES.name}).rows
     if current != [(COMMENT + digest,)]:
         store.command(
-            f"ALTER TABLE {samples}{on_cluster} "
+            f"ALTER TABLE {samples} {store.config.on_cluster} "
             f"MODIFY COLUMN price_model LowCardinality(String) MATERIALIZED {price_model}, "
             f"MODIFY COLUMN cost_usd Nullable(Float64) MATERIALIZED {cost} "
             f"COMMENT {_literal(COMMENT + digest)}")
-    store.command(f"TRUNCATE TABLE IF EXISTS {db}.{tables.PRICES.name}{on_cluster}")
+    store.command(f"TRUNCATE TABLE IF EXISTS {db}.{tables.PRICES.name} {store.config.on_cluster}")
     store.insert_rows(tables.PRICES, rows)
     return len(rows)

@@ -43,7 +43,6 @@ def reprice_store(store: Store, config: CostConfig, request: RepriceRequest) -> 
     day of `since`, and say what it found: calls, their cost, and the models left unpriced."""
     models = sync_prices(store, config)
     db, table = store.database, f"{store.database}.{tables.SAMPLES.name}"
-    on_cluster = f" ON CLUSTER {store.config.cluster}" if store.config.cluster else ""
     day = request.since.astimezone(UTC).date()
     found = store.query("SELECT DISTINCT partition_id FROM system.parts WHERE database = "
                         "{db:String} AND table = {table:String} AND active AND "
@@ -53,8 +52,8 @@ def reprice_store(store: Store, config: CostConfig, request: RepriceRequest) -> 
     partitions = [str(p) for (p,) in found if PARTITION_ID.match(str(p))]
     for partition in partitions:
         for column in COMPUTED:
-            store.command(f"ALTER TABLE {table}{on_cluster} MATERIALIZE COLUMN {column} "
-                          f"IN PARTITION ID '{partition}' SETTINGS mutations_sync = 2")
+            store.command(f"ALTER TABLE {table} {store.config.on_cluster} MATERIALIZE COLUMN "
+                          f"{column} IN PARTITION ID '{partition}' SETTINGS mutations_sync = 2")
     since = {"since": request.since.astimezone(UTC).replace(tzinfo=None)}
     where = "ts >= {since:DateTime64(6)}"
     tokens = "(input_tokens IS NOT NULL OR output_tokens IS NOT NULL)"

@@ -52,7 +52,7 @@ def _engine(config: StoreConfig, table: str, version_column: str) -> str:
 def render(sql: str, config: StoreConfig) -> list[str]:
     """The statements of a migration for this store. A statement naming `{fsync}` (the
     settings below) is left out on a replicated store, whose other copies cover a lost disk."""
-    on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
+    on_cluster = config.on_cluster
     settings = "index_granularity = 8192"
     if not config.replicated:
         # the window lets a replayed batch with the same insert_deduplication_token be dropped
@@ -74,7 +74,7 @@ def render(sql: str, config: StoreConfig) -> list[str]:
 def pending(store: Store) -> list[Migration]:
     """The migrations this store has not had yet (all of them for a new store)."""
     config = store.config
-    on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
+    on_cluster = config.on_cluster
     store.command(f"CREATE DATABASE IF NOT EXISTS {config.database} {on_cluster}")
     store.command(
         f"CREATE TABLE IF NOT EXISTS {config.database}.schema_migrations {on_cluster} "
@@ -89,7 +89,7 @@ def pending(store: Store) -> list[Migration]:
 def migrate(store: Store) -> list[int]:
     """Apply what is missing; returns the versions applied now."""
     config = store.config
-    on_cluster = f"ON CLUSTER {config.cluster}" if config.cluster else ""
+    on_cluster = config.on_cluster
     applied = []
     for migration in pending(store):
         for statement in render(migration.sql, config):

@@ -37,7 +37,7 @@ def reader_statements(config: StoreConfig, limits: QueryLimits, *,
     password = config.reader_password.get_secret_value()
     salt = salt or secrets.token_hex(16)
     digest = hashlib.sha256((password + salt).encode()).hexdigest()
-    cluster = f" ON CLUSTER {config.cluster}" if config.cluster else ""
+    cluster = f" {config.on_cluster}" if config.on_cluster else ""
     profile = f"{user}_profile"
     settings = {**engine_settings(limits),
                 "max_concurrent_queries_for_user": limits.max_concurrent}

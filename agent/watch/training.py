@@ -200,8 +200,9 @@ def gather(settings: Settings, request: TrainRequest) -> list[Part]:
             found.append((f"reviews of {source} flags", reviewed_flags(reviews, source)))
     if request.from_events:
         from watchkeeper.agent.review.events import event_labels
+        from watchkeeper.agent.review.examples import ReviewedFlags
 
-        reviewed = frozenset(text for where, part in found if where.startswith("reviews of")
+        reviewed = frozenset(text for _, part in found if isinstance(part, ReviewedFlags)
                              for text in part.texts)
         found.append((f"{request.from_events} evaluation events", event_labels(
             settings, request.from_events, threshold=request.event_threshold,
@@ -312,7 +313,7 @@ def train_watcher(settings: Settings, request: TrainRequest) -> int:
                   f"{len(part.held)} held back")
     texts = [part.examples.texts[i] for part in parts for i in part.train]
     labels = [part.examples.labels[i] for part in parts for i in part.train]
-    weights = [part.weights()[i] for part in parts for i in part.train]
+    weights = [w[i] for part in parts for w in (part.weights(),) for i in part.train]
     sources = [part.name for part in parts for _ in part.train]
     if request.augment_axes:
         copies = augment(texts, request.augment_axes)
