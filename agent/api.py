@@ -1,7 +1,13 @@
 """The agent's own HTTP API: health, readiness, Prometheus metrics, read-only SQL over the
 store, the review queue and repricing (chDB lets one process own the store, so other
-commands ask this one). Everything but /healthz and /readyz requires the API token when one
-is set."""
+commands ask this one), and the live dashboards under /ui (dashboards/web.py). Everything but
+/healthz, /readyz, the login form and static files requires the API token when one is set: as
+a bearer header, or as the session cookie the login form sets for a browser.
+
+Against a browser being turned on the API (cross-site requests, DNS rebinding): request bodies
+must be JSON, which no cross-site form or simple request can send; a POST a session cookie
+authorises must carry X-Watchkeeper-UI, which needs a same-origin script; and an API without a
+token answers only requests addressed to a loopback host name."""
 
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from watchkeeper.agent.auth import TokenCheck
+from watchkeeper.agent.auth import Sessions, TokenCheck, is_loopback
 from watchkeeper.agent.config import CostConfig
 from watchkeeper.agent.cost.reprice import RepriceRequest, reprice_store
 from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
@@ -25,10 +32,15 @@ from watchkeeper.agent.review.queue import StoreReviews, UnknownFlags
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.sandbox import QueryBusy, QueryFailed, Sandbox
 from watchkeeper.agent.store.sql_policy import QueryRefused
+from watchkeeper.dashboards import web as ui
+from watchkeeper.dashboards.snapshot import BoardData, BoardRequest, answer
 
 Readiness = Callable[[], dict[str, Any]]
 In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out")
 DENIED = {"error": "missing or invalid bearer token"}
+UI_HEADER = "X-Watchkeeper-UI"
+PROBES = ("/healthz", "/readyz")
 NO_STORE = {"error": "this process does not own a store"}
 
 
@@ -40,7 +52,7 @@ def _json(payload: Any, status: int = 200,
 
 def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         tokens: TokenCheck, emitter: EvaluationEmitter | None = None,
-        cost: CostConfig | None = None) -> web.Application:
+        cost: CostConfig | None = None, database: str = "watchkeeper") -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
@@ -49,8 +61,34 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         ready = all(v for v in checks.values() if isinstance(v, bool))
         return _json({"ready": ready, "checks": checks}, 200 if ready else 503)
 
+    sessions = Sessions()
+
+    def authorised(request: web.Request) -> bool:
+        """The bearer token, or a browser's session (for a POST, from a script of the page)."""
+        if tokens.allows(request.headers.get("Authorization")):
+            return True
+        return (sessions.valid(request.cookies.get(Sessions.COOKIE))
+                and (request.method == "GET" or request.headers.get(UI_HEADER) == "1"))
+
     def denied(request: web.Request) -> bool:
-        return not tokens.allows(request.headers.get("Authorization"))
+        return not authorised(request)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not tokens.required and request.path not in PROBES \
+                and not is_loopback((request.url.host or "").strip("[]")):
+            return _json({"error": "this API has no token (api.token), so it answers only "
+                                   "requests addressed to a loopback host such as 127.0.0.1; "
+                                   f"this one was addressed to {request.host!r}"}, 403)
+        if request.method == "POST" and request.path.startswith("/api/") \
+                and request.content_type != "application/json":
+            return _json({"error": "request bodies must be JSON (Content-Type: "
+                                   "application/json)"}, 415)
+        response = await handler(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
 
     async def prometheus(request: web.Request) -> web.Response:
         if denied(request):
@@ -63,10 +101,25 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
     workers = (ThreadPoolExecutor(sandbox.limits.max_concurrent, "user-sql")
                if sandbox else None)
 
+    async def in_slot(call: Callable[[], Out]) -> Out:
+        """`call` on a user-query thread once a slot is free; 429 when none frees in time."""
+        assert sandbox is not None and slots is not None
+        try:
+            await asyncio.wait_for(slots.acquire(), sandbox.limits.queue_timeout_s)
+        except TimeoutError:
+            raise web.HTTPTooManyRequests(
+                text=json.dumps({"error": f"all {sandbox.limits.max_concurrent} query slots "
+                                          "are busy"}),
+                content_type="application/json", headers={"Retry-After": "5"}) from None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(workers, call)
+        finally:
+            slots.release()
+
     async def query(request: web.Request) -> web.Response:
         if denied(request):
             return _json(DENIED, 401)
-        if sandbox is None or slots is None:
+        if sandbox is None:
             return _json(NO_STORE, 404)
         try:
             payload = await request.json()
@@ -77,23 +130,29 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             return _json({"error": 'body must be JSON: {"sql": "...", "parameters": {...}}'}, 400)
         try:
-            await asyncio.wait_for(slots.acquire(), sandbox.limits.queue_timeout_s)
-        except TimeoutError:
-            return _json({"error": f"all {sandbox.limits.max_concurrent} query slots are busy"},
-                         429, {"Retry-After": "5"})
-        try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                workers, sandbox.run, sql, parameters)
+            result = await in_slot(lambda: sandbox.run(sql, parameters))
         except QueryRefused as exc:
             return _json({"error": str(exc)}, 403)
         except QueryBusy as exc:
             return _json({"error": str(exc)}, 429, {"Retry-After": "5"})
         except QueryFailed as exc:
             return _json({"error": str(exc), "limit": exc.limit}, 400)
-        finally:
-            slots.release()
         return _json({"columns": result.columns, "rows": result.rows,
                       "truncated": result.truncated})
+
+    def panel_sql(sql: str) -> tuple[list[str], list[list[Any]]]:
+        """A dashboard's own SQL, in the same read-only, bounded sessions as a person's."""
+        assert sandbox is not None
+        result = sandbox.run(sql)
+        return result.columns, [list(row) for row in result.rows]
+
+    async def board(request: BoardRequest) -> BoardData:
+        try:
+            return await in_slot(lambda: answer(database, panel_sql, request))
+        except QueryBusy as exc:
+            raise web.HTTPTooManyRequests(text=json.dumps({"error": str(exc)}),
+                                          content_type="application/json",
+                                          headers={"Retry-After": "5"}) from None
 
     async def close_workers(_: web.Application) -> None:
         if workers is not None:
@@ -142,8 +201,11 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         result = await asyncio.to_thread(reprice_store, store, cost or CostConfig(), argument)
         return _json(result)
 
-    application = web.Application()
+    application = web.Application(middlewares=[guard])
     application.on_cleanup.append(close_workers)
+    ui.add_routes(application, database=database, tokens=tokens, sessions=sessions,
+                  authorised=authorised, boards=board if sandbox is not None else None,
+                  reply=_json)
     application.router.add_get("/healthz", healthz)
     application.router.add_get("/readyz", readyz)
     application.router.add_get("/metrics", prometheus)
@@ -163,11 +225,11 @@ class ApiService:
 
     def __init__(self, host: str, port: int, store: Store | None, sandbox: Sandbox | None,
                  readiness: Readiness, tokens: TokenCheck,
-                 emitter: EvaluationEmitter | None = None, cost: CostConfig | None = None
-                 ) -> None:
+                 emitter: EvaluationEmitter | None = None, cost: CostConfig | None = None,
+                 database: str = "watchkeeper") -> None:
         self.host, self.port = host, port
         self.sandbox = sandbox
-        self._app = app(store, sandbox, readiness, tokens, emitter, cost)
+        self._app = app(store, sandbox, readiness, tokens, emitter, cost, database)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:

@@ -3,8 +3,11 @@ that a listener reachable from outside the host has one."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
+import secrets
+import time
 
 from pydantic import SecretStr
 
@@ -44,3 +47,30 @@ class TokenCheck:
         if not authorization or not authorization.lower().startswith("bearer "):
             return False
         return hmac.compare_digest(authorization[7:].strip().encode(), self._expected)
+
+
+class Sessions:
+    """Browser sessions for the /ui pages of an API that has a token: the login form checks the
+    token once and sets a cookie holding an expiry and its HMAC under a key this process drew
+    at start, never the token itself. A restart, or the expiry, ends every session."""
+
+    COOKIE = "wk_session"
+
+    def __init__(self, ttl_s: int = 12 * 3600) -> None:
+        self.ttl_s = ttl_s
+        self._key = secrets.token_bytes(32)
+
+    def _sign(self, expiry: int) -> str:
+        return hmac.new(self._key, f"ui-session:{expiry}".encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, now: float | None = None) -> str:
+        expiry = int((time.time() if now is None else now) + self.ttl_s)
+        return f"{expiry}.{self._sign(expiry)}"
+
+    def valid(self, value: str | None, now: float | None = None) -> bool:
+        if not value or value.count(".") != 1:
+            return False
+        expiry, signature = value.split(".")
+        if not expiry.isdigit() or int(expiry) < (time.time() if now is None else now):
+            return False
+        return hmac.compare_digest(signature.encode(), self._sign(int(expiry)).encode())

@@ -142,7 +142,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from watchkeeper.agent.demo.runner import run_demo
 
-    return run_demo(args.endpoint, rounds=args.rounds, token=args.token)
+    return run_demo(args.endpoint, rounds=args.rounds, token=args.token,
+                    interval_s=args.interval)
 
 
 def cmd_train_watcher(args: argparse.Namespace) -> int:
@@ -475,6 +476,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--endpoint", default="http://127.0.0.1:4318",
                       help="OTLP/HTTP endpoint of a running agent or sidecar")
     demo.add_argument("--rounds", type=int, default=1, help="repeat the scripted traffic")
+    demo.add_argument("--interval", type=float, default=0.0,
+                      help="seconds between rounds (so the dashboards' charts show a line)")
     demo.add_argument("--token", help="sidecar token, if it requires one")
     demo.set_defaults(func=cmd_demo)
 

@@ -81,7 +81,8 @@ class Runtime:
         if s.evaluations.export.endpoint and (self.watch or self.store is not None):
             self.emitter = EvaluationEmitter(s.evaluations.export)
         api = ApiService(s.api.host, s.api.port, self.store, self.sandbox, self.readiness,
-                         TokenCheck(s.api.token), emitter=self.emitter, cost=s.cost)
+                         TokenCheck(s.api.token), emitter=self.emitter, cost=s.cost,
+                         database=s.store.database)
         self.services.append(api)
         if self.schedule:
             assert self.store is not None

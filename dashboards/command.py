@@ -46,7 +46,7 @@ class CheckRequest:
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """The dashboards over the last `hours`, rendered to one static HTML file."""
+    """The dashboards over what the last `hours` hold, rendered to one static HTML file."""
 
     out: Path = Path("watchkeeper-report.html")
     hours: float = 24
@@ -98,7 +98,7 @@ def report(request: ReportRequest, settings: Settings) -> int:
     console = Console(width=160)
     with console.status("rendering") as status:
         page = render(settings.store.database, _sql_runner(request, settings),
-                      _time_range(request.hours),
+                      timedelta(hours=request.hours),
                       progress=lambda title: status.update(f"rendering {title}"))
     request.out.write_text(page)
     console.print(f"wrote {request.out}")

@@ -426,7 +426,20 @@ DASHBOARDS: dict[str, Callable[[str], dashboard.Dashboard]] = {
     "overview": overview, "cost": cost, "quality": quality, "drift": drift, "users": users}
 
 
+def _flow(board: dict[str, Any]) -> dict[str, Any]:
+    """Panels left to right on the 24-column grid, a new row when one would not fit (the SDK
+    places a full-width panel beside a half-width one, past the grid's edge)."""
+    x = y = row_height = 0
+    for panel in board.get("panels", []):
+        grid = panel["gridPos"]
+        if x + grid["w"] > 24:
+            x, y, row_height = 0, y + row_height, 0
+        grid["x"], grid["y"] = x, y
+        x, row_height = x + grid["w"], max(row_height, grid["h"])
+    return board
+
+
 def build_all(database: str) -> dict[str, dict[str, Any]]:
     """name → dashboard JSON (the model Grafana imports) as plain data, for a database name."""
-    return {name: json.loads(json.dumps(make(database).build(), cls=JSONEncoder))
+    return {name: _flow(json.loads(json.dumps(make(database).build(), cls=JSONEncoder)))
             for name, make in DASHBOARDS.items()}

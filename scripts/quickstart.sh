@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The embedded default end to end: start `watchkeeper up` (sidecar + ingest + API, in-process
 # bus, chDB store under ./.watchkeeper), send demo traffic through the SDK, show what landed,
-# and stop the agent with SIGTERM (it drains before exiting).
+# and stop the agent with SIGTERM (it drains before exiting). In a terminal the agent stays up
+# for the live view at http://127.0.0.1:8686/ui/ until Ctrl-C (WATCHKEEPER_QUICKSTART_STAY=0:
+# stop at once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WK=.venv/bin/watchkeeper
@@ -21,7 +23,8 @@ for _ in $(seq 1 300); do  # the first start loads the watcher models
 done
 echo "agent ready: OTLP/HTTP :$HTTP_PORT, API :$API_PORT, store $DATA"
 
-$WK demo --endpoint "http://127.0.0.1:$HTTP_PORT"
+# three rounds a few seconds apart, so the dashboards' charts draw lines rather than points
+$WK demo --endpoint "http://127.0.0.1:$HTTP_PORT" --rounds 3 --interval 3
 sleep 5  # the join window (content logs may trail their spans), then the watchers
 
 echo; echo "captured, per service and model:"
@@ -49,6 +52,15 @@ $WK query --data-dir "$DATA" "SELECT service, thumbs, count() AS n FROM user_fee
 echo; echo "the Grafana dashboards, rendered offline (same panels, same SQL):"
 $WK dashboards report --data-dir "$DATA" --hours 1 --out "$DATA/report.html"
 
+echo; echo "live dashboards and the review queue: http://127.0.0.1:$API_PORT/ui/"
+if [ -t 0 ] && [ -t 1 ] && [ "${WATCHKEEPER_QUICKSTART_STAY:-1}" != 0 ]; then
+  echo "the agent keeps running for the live view: press Ctrl-C to stop it"
+  trap 'kill -TERM $AGENT 2>/dev/null || true' INT  # a script's background job ignores SIGINT
+  wait $AGENT || true
+  wait $AGENT 2>/dev/null && echo "agent drained and stopped (exit 0)"
+  trap - EXIT INT
+  exit 0
+fi
 kill -TERM $AGENT
 wait $AGENT && echo "agent drained and stopped (exit 0)"
 trap - EXIT

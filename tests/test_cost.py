@@ -186,7 +186,8 @@ def test_a_running_agent_prices_what_it_ingests_and_reprices_through_its_api(
         assert result["cost_usd"] == pytest.approx(row["cost_usd"])
         for body in (b'{"since": "not a time"}', b"[1, 2]", b"{not json", b'{"since": '
                      b'"2026-01-01", "and": "more"}'):
-            answer = httpx.post(f"{agent.api}/api/reprice", content=body, timeout=10)
+            answer = httpx.post(f"{agent.api}/api/reprice", content=body, timeout=10,
+                                headers={"Content-Type": "application/json"})
             assert answer.status_code == 400 and "error" in answer.json()
         refused = subprocess.run([*CLI, "reprice", "--since", "yesterday-ish", "--data-dir",
                                   str(data_dir)], capture_output=True, text=True, timeout=60,

@@ -365,20 +365,57 @@ def test_push_through_grafana_http_api(tmp_path: Path) -> None:
     assert {c[2] for c in _Grafana.calls} == {"Bearer glsa_secret"}
 
 
+def _embedded(page: str) -> dict[str, Any]:
+    """The data a static report carries, read back the way its script reads it."""
+    text = page.split("<script type='application/json' id='snapshot'>")[1].split("</script>")[0]
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
 def test_report_renders_every_dashboard(run_sql: Any) -> None:
+    """The report embeds every panel's data (drawn by the live view's renderer and uPlot, also
+    embedded); its range is fitted to the samples it found, not the whole lookback."""
     from watchkeeper.dashboards.report import render
 
     seen: list[str] = []
-    page = render("watchkeeper", run_sql, RANGE, progress=seen.append)
-    assert len(seen) == sum(len(b["panels"]) for b in build_all("watchkeeper").values())
-    assert page.count("<h2>") == 5
-    series = [p for b in build_all("watchkeeper").values() for p in b["panels"]
-              if p["type"] == "timeseries"]
-    assert page.count("data:image/png;base64,") == len(series) >= 9  # every one drawn
-    assert "<b>30</b>" in page  # LLM calls
-    assert "question 0" in page  # the review queue's prompt excerpt
-    unpriced = page.split("<h3>Models without a price</h3>")[1].split("</table>")[0]
-    assert "<td>gpt-x</td><td>openai</td><td>15</td>" in unpriced
+    page = render("watchkeeper", run_sql, timedelta(days=2), progress=seen.append)
+    assert len(seen) == sum(len(b["panels"]) for b in BOARDS.values())
+    assert "uPlot" in page and "renderBoard" in page and "data:image/png" not in page
+    snapshot = _embedded(page)
+    boards = {b["name"]: b for b in snapshot["boards"]}
+    assert list(boards) == list(BOARDS)
+    overview = boards["overview"]
+    start, end = (datetime.fromisoformat(overview[k]) for k in ("start", "end"))
+    assert NOW - timedelta(minutes=160) < start < NOW - timedelta(minutes=145)  # fitted
+    assert end - start < timedelta(hours=3) and overview["interval_s"] == 120  # ~120 points
+    panels = {p["title"]: p for b in boards.values() for p in b["panels"]}
+    assert not [t for t, p in panels.items() if p["error"]]
+    assert panels["LLM calls"]["value"] == 30
+    drawn = [p for p in panels.values() if p["kind"] == "timeseries" and p["frame"]["times"]]
+    assert len(drawn) >= 9
+    for panel in drawn:  # one time axis, every series aligned to it
+        assert all(len(s["values"]) == len(panel["frame"]["times"])
+                   for s in panel["frame"]["series"])
+    queue = panels["Review queue"]
+    assert any("question 0" in str(cell) for row in queue["rows"] for cell in row)
+    assert all(len(row[0]) == 19 for row in queue["rows"])  # times to the second
+    unpriced = panels["Models without a price"]
+    assert unpriced["rows"][0][:3] == ["gpt-x", "openai", 15]
+    assert panels["Cost by service"]["units"][panels["Cost by service"]["columns"]
+                                              .index("cost")] == "currencyUSD"
+
+
+def test_report_data_cannot_close_its_script_element() -> None:
+    """Text from the store (a prompt, say) is data in the page, never markup."""
+    from watchkeeper.dashboards import page
+    from watchkeeper.dashboards.snapshot import BoardData, Grid, PanelData, Snapshot
+
+    hostile = "</script><script>alert(1)</script><!--"
+    board = BoardData(name="b", uid="b", title="t", start=NOW, end=NOW, interval_s=1,
+                      variables=[], panels=[PanelData(title="p", kind="table", grid=Grid(),
+                                                      columns=["prompt"], rows=[[hostile]])])
+    html = page.report(Snapshot(database="watchkeeper", boards=[board]))
+    assert hostile not in html and html.count("</script>") == 3  # the data and two scripts
+    assert _embedded(html)["boards"][0]["panels"][0]["rows"] == [[hostile]]
 
 
 def test_alert_rules_run_against_the_engine_and_fire_where_they_should(run_sql: Any) -> None:
@@ -446,3 +483,31 @@ def test_export_writes_the_alert_rules_with_the_configured_thresholds(tmp_path: 
     assert cost["data"][0]["relativeTimeRange"]["from"] == 3600
     assert cost["data"][2]["model"]["conditions"][0]["evaluator"]["params"] == [7.5]
     assert "$7.5 in the last 60 minutes" in cost["annotations"]["summary"]
+
+
+def test_panels_tile_the_grid_without_overlap() -> None:
+    """Every panel inside Grafana's 24 columns, none on another: what Grafana and the live view
+    lay out is what the definitions say."""
+    for name, board in BOARDS.items():
+        taken: set[tuple[int, int]] = set()
+        for panel in board["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24, (name, panel["title"])
+            cells = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                     for y in range(grid["y"], grid["y"] + grid["h"])}
+            assert not cells & taken, (name, panel["title"])
+            taken |= cells
+
+
+def test_a_failing_panel_says_why_and_the_others_still_draw(run_sql: Any) -> None:
+    from watchkeeper.dashboards.snapshot import board_data
+
+    def run(sql: str) -> tuple[list[str], list[list[Any]]]:
+        if "quantile(0.95)(duration_ms) FROM" in sql:
+            raise RuntimeError("Code: 241. DB::Exception: memory limit exceeded")
+        return run_sql(sql)  # type: ignore[no-any-return]
+
+    board = board_data("watchkeeper", "overview", run, RANGE)
+    errors = {p.title: p.error for p in board.panels if p.error}
+    assert list(errors) == ["Latency p95"] and "memory limit" in errors["Latency p95"]
+    assert {p.title: p for p in board.panels}["LLM calls"].value == 30

@@ -64,4 +64,10 @@ def test_builds_without_setuptools_warnings(tmp_path: Path) -> None:
         packaged = {Path(n).name for n in archive.namelist()
                     if n.startswith("watchkeeper/agent/store/migrations/")
                     and n.endswith(".sql")}
+        # the live view's scripts and styles, and the vendored uPlot with its licence
+        static = {Path(n).name for n in archive.namelist()
+                  if n.startswith("watchkeeper/dashboards/static/")}
     assert packaged == {p.name for p in (ROOT / "agent/store/migrations").glob("*.sql")}
+    assert static == {p.name for p in (ROOT / "dashboards/static").iterdir()
+                      if p.name != "__pycache__"}
+    assert {"uPlot.iife.min.js", "uPlot.LICENSE", "render.js", "live.js"} <= static

@@ -317,3 +317,11 @@ def test_escaped_json_through_the_sidecar(agent: RunningAgent) -> None:
     assert stored[0]["parts"][0]["content"] == row["prompt_text"] == (
         "Grüße aus Köln, 東京 too: write to [REDACTED:email]")
     assert "john.doe" not in row["input_messages"] and row["redactions"] == 1
+
+
+def test_a_card_in_groups_after_an_equals_sign_is_a_card() -> None:
+    """'=' before a bare run of digits reads as arithmetic; before a number written in card
+    groups it does not (found by the JSON property test: '= <4111-1111-1111-1111>')."""
+    assert ALL.redact("card = 4111-1111-1111-1111")[1] == 1
+    assert ALL.redact("= <4111 1111 1111 1111>") == ("= <[REDACTED:card]>", 1)
+    assert ALL.redact("x = 4532015112830366") == ("x = 4532015112830366", 0)

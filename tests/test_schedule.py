@@ -145,15 +145,15 @@ def test_detect_command_prints_a_result(store: Store, tmp_path: Path) -> None:
 QUALITY = WatcherSpec(name="quality", kind="heuristics", field="completion")
 
 
-def _seed(store: Store, calls: list[tuple[str, str]]) -> None:
-    """One sample per (prompt, completion) in the last hour, scored by the real heuristics
-    watcher as the watch service would store it."""
+def _seed(store: Store, calls: list[tuple[str, str]], now: datetime = NOW) -> None:
+    """One sample per (prompt, completion) in the hour before `now`, scored by the real
+    heuristics watcher as the watch service would store it."""
     quality = build(QUALITY)
     assert isinstance(quality, Watcher)
     samples, scores = [], []
     for i, (prompt, completion) in enumerate(calls):
         sample = Sample(sample_id=sample_id_for("bias", str(i)), trace_id="bias", span_id=str(i),
-                        ts=NOW - timedelta(minutes=50, seconds=-i), service="bot",
+                        ts=now - timedelta(minutes=50, seconds=-i), service="bot",
                         request_model="m", prompt_text=prompt, completion_text=completion,
                         status="ok", finish_reasons=["stop"])
         samples.append(sample)
@@ -283,7 +283,8 @@ def test_probe_catches_a_watcher_that_scores_women_higher(store: Store, tmp_path
 
 
 def test_detect_command_runs_a_bias_analysis(store: Store, tmp_path: Path) -> None:
-    _seed(store, _refusals_about_women())
+    # the command's window ends at the real clock, not at this module's import
+    _seed(store, _refusals_about_women(), now=datetime.now(UTC))
     store.close()
     done = subprocess.run([*CLI, "detect", "--detector", "bias", "--window", "1h",
                            "--probe", "quality:refusal", "--data-dir", str(tmp_path),

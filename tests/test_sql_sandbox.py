@@ -310,8 +310,12 @@ def test_api_answers_refusals_with_reasons(agent: RunningAgent) -> None:
     assert refused.status_code == 403 and "file" in refused.json()["error"]
     bad = _api_query(agent, "SELECT * FROM no_such_table")
     assert bad.status_code == 400 and "UNKNOWN_TABLE" in bad.json()["error"]
-    malformed = httpx.post(f"{agent.api}/api/query", content=b"\xff\xfe", timeout=10)
+    malformed = httpx.post(f"{agent.api}/api/query", content=b"\xff\xfe", timeout=10,
+                           headers={"Content-Type": "application/json"})
     assert malformed.status_code == 400
+    not_json = httpx.post(f"{agent.api}/api/query", content=b"sql=SELECT 1", timeout=10,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert not_json.status_code == 415  # what a cross-site form could send
     wrong_type = httpx.post(f"{agent.api}/api/query", json={"sql": 1}, timeout=10)
     assert wrong_type.status_code == 400
     ok = _api_query(agent, "SELECT number FROM numbers(20000)")

@@ -119,10 +119,13 @@ def main() -> None:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--llm", required=True)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--interval", type=float, default=0.0)
     parser.add_argument("--token")
     args = parser.parse_args()
     handle = instrument(args.service, args.endpoint, token=args.token, environment="demo")
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
+        if round_:
+            time.sleep(args.interval)
         if args.service == "support-bot":
             support_bot(args.llm)
         elif args.service == "search-assistant":

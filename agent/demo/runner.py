@@ -17,7 +17,8 @@ from watchkeeper.agent.demo.llm_server import LLMServer
 SERVICES = ("support-bot", "search-assistant", "summariser")
 
 
-def run_demo(endpoint: str, rounds: int = 1, token: str | None = None) -> int:
+def run_demo(endpoint: str, rounds: int = 1, token: str | None = None,
+             interval_s: float = 0.0) -> int:
     console = Console(width=120)
     calls: list[dict[str, Any]] = []
     failed: list[str] = []
@@ -26,7 +27,8 @@ def run_demo(endpoint: str, rounds: int = 1, token: str | None = None) -> int:
         procs = {}
         for service in SERVICES:
             command = [sys.executable, "-m", "watchkeeper.agent.demo.app", "--service", service,
-                       "--endpoint", endpoint, "--llm", llm.base_url, "--rounds", str(rounds)]
+                       "--endpoint", endpoint, "--llm", llm.base_url, "--rounds", str(rounds),
+                       "--interval", str(interval_s)]
             if token:
                 command += ["--token", token]
             procs[service] = subprocess.Popen(command, stdout=subprocess.PIPE,

@@ -20,7 +20,10 @@ _CARD_WORDS = ("card", "carte", "tarjeta", "karte", "cartão", "carta", "visa", 
                "amex", "cc", "kaart", "karta", "カード", "卡")
 _NOT_CARD_WORDS = ("isbn", "imei", "tracking", "timestamp", "epoch", "nonce", "ts=", "unix",
                    "order", "pedido", "commande", "bestell", "invoice", "factura", "rechnung",
-                   "ref", "= ")
+                   "ref")
+# A result of arithmetic ("x = 4532015112830366") is one bare run of digits; a number written
+# in groups after '=' ("card = 4111-1111-1111-1111") is still a card.
+_MATH = ("= ",)
 
 
 def cards(text: Text) -> list[Finding]:
@@ -35,7 +38,9 @@ def cards(text: Text) -> list[Finding]:
                 i += 1
                 continue
             before = text.before(card.start, 24)
-            if mentions(before, _CARD_WORDS) or not mentions(before, _NOT_CARD_WORDS):
+            negatives = _NOT_CARD_WORDS + (_MATH if card.end - card.start == len(card.value)
+                                           else ())
+            if mentions(before, _CARD_WORDS) or not mentions(before, negatives):
                 found.append(card)
             i = next(k for k, g in enumerate(groups) if g[1] == card.end) + 1
     return found
