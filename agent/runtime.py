@@ -27,7 +27,7 @@ from watchkeeper.agent.sidecar.service import SidecarService
 from watchkeeper.agent.store.client import Store
 from watchkeeper.agent.store.migrate import migrate
 from watchkeeper.agent.store.sandbox import Sandbox
-from watchkeeper.agent.watch.service import WatchService
+from watchkeeper.agent.watch.service import WatchService, watch_services
 
 log = logging.getLogger(__name__)
 # How long SIGTERM may take in all: the receivers' grace, ingest's drain of the bus and the
@@ -57,7 +57,7 @@ class Runtime:
         self.sandbox: Sandbox | None = None
         self.services: list[Service] = []
         self._ingest: IngestService | None = None
-        self._watch: WatchService | None = None
+        self._watch: list[WatchService] = []  # a service per lane (watch/lanes.py)
         self.emitter: EvaluationEmitter | None = None
 
     async def start(self) -> None:
@@ -89,10 +89,10 @@ class Runtime:
             self.services.append(ScheduleService(self.store, s.schedule, s.watch, s.data_dir))
         if self.watch:
             assert self.store is not None
-            self._watch = await asyncio.to_thread(WatchService, self.bus, self.store, s.watch,
-                                                    s.data_dir, emitter=self.emitter,
+            self._watch = await asyncio.to_thread(watch_services, self.bus, self.store,
+                                                    s.watch, s.data_dir, emitter=self.emitter,
                                                     export=s.evaluations.export)
-            self.services.append(self._watch)
+            self.services += self._watch
         if self.ingest:
             assert self.store is not None
             self._ingest = IngestService(self.bus, self.store, s.ingest, s.evaluations.receive)
@@ -142,7 +142,7 @@ class Runtime:
             self.store.close()
         log.info("stopped", extra={
             "stored_samples": self._ingest.stored_samples if self._ingest else 0,
-            "scored_samples": self._watch.scored_samples if self._watch else 0})
+            "scored_samples": sum(lane.scored_samples for lane in self._watch)})
 
     def _write_owner_file(self) -> None:
         """Tells `watchkeeper query --data-dir` which running process owns the store."""

@@ -276,12 +276,14 @@ def quality(db: str) -> dashboard.Dashboard:
                 f"quantile(0.95)(latency_ms) AS p95 {scores} GROUP BY time, watcher ORDER BY time",
                 "ms", "Time a watcher spends per sample (its batch time divided by batch size).",
                 span=12),
-        _series("Skipped by budget",
+        _series("Skipped by budget or backlog",
                 f"SELECT $__timeInterval(ts) AS time, watcher, count() AS skipped "
                 f"FROM {db}.scores WHERE $__timeFilter(ts) AND {SERVICE_FILTER} "
                 "AND label = '_skipped' GROUP BY time, watcher ORDER BY time", "short",
-                "Texts a watcher's budget (sampling.calls_per_minute, tokens_per_day) turned "
-                "away: raise the budget or lower the rate if this is not 0.", span=12),
+                "Texts a watcher's budget (sampling.calls_per_minute, tokens_per_day) or its "
+                "backlog bound (sampling.max_delay_s: a judge that fell behind) turned away: "
+                "raise the budget, lower the rate or fix the endpoint if this is not 0.",
+                span=12),
         _series("End-user feedback",
                 f"SELECT $__timeInterval(ts) AS time, if(thumbs = '', 'score only', thumbs) "
                 f"AS verdict, count() AS votes FROM {db}.user_feedback "

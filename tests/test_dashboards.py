@@ -186,7 +186,7 @@ def test_panels_compute_what_they_say(run_sql: Any) -> None:
     assert {row[7] for row in queue} == {f"question {i}" for i in range(4)}  # prompt joined
     assert {row[5] for row in queue} == {"open"}
     assert value("quality", "Open in review queue") == [[4]]
-    assert sum(row[2] for row in value("quality", "Skipped by budget")) == 2
+    assert sum(row[2] for row in value("quality", "Skipped by budget or backlog")) == 2
     assert value("quality", "Scored samples") == [[30]]  # a skipped text is not a score
     # percentiles per service and operation; how calls ended
     latency = {row[0]: row for row in value("overview",

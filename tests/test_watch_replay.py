@@ -100,6 +100,12 @@ def kafka_bus(kafka: str) -> Iterator[KafkaBus]:
         bus.close()
 
 
+def _lane(bus: Any, store: Any, config: WatchConfig, data_dir: Path) -> service.WatchService:
+    """The watch service of a config whose watchers all compute: one lane."""
+    [lane] = service.watch_services(bus, store, config, data_dir)
+    return lane
+
+
 def _score_all(watch: service.WatchService, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while watch.scored_samples < N:
@@ -129,12 +135,12 @@ def _exactly_once(store: Store) -> None:
 def test_a_pass_stored_but_not_committed_is_replayed_once(
         kafka_bus: KafkaBus, store: Store, config: WatchConfig, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    first = service.WatchService(kafka_bus, store, config, tmp_path)
+    first = _lane(kafka_bus, store, config, tmp_path)
     monkeypatch.setattr(first.consumer, "commit", lambda offsets: None)  # dies before it
     _score_all(first)
     first.consumer.close()  # gone: its partitions go to the next member, from the last commit
     _exactly_once(store)
-    second = service.WatchService(kafka_bus, store, config, tmp_path)
+    second = _lane(kafka_bus, store, config, tmp_path)
     try:
         _score_all(second)  # everything again: nothing was committed
     finally:
@@ -144,14 +150,14 @@ def test_a_pass_stored_but_not_committed_is_replayed_once(
 
 def test_a_crash_between_inserts_is_completed_by_the_replay(
         kafka_bus: KafkaBus, store: Store, config: WatchConfig, tmp_path: Path) -> None:
-    first = service.WatchService(kafka_bus, FailsAfterScores(store),  # type: ignore[arg-type]
+    first = _lane(kafka_bus, FailsAfterScores(store),  # type: ignore[arg-type]
                                  config, tmp_path)
     with pytest.raises(OSError, match="stopped before inserting embeddings"):
         first.step()
     first.consumer.close()  # killed
     landed = _shown(store)
     assert landed["scores"][0] > 0 and landed["embeddings"][0] == landed["flags"][0] == 0
-    second = service.WatchService(kafka_bus, store, config, tmp_path)
+    second = _lane(kafka_bus, store, config, tmp_path)
     try:
         _score_all(second)
     finally:
@@ -165,7 +171,7 @@ def test_a_pass_that_fails_part_way_is_retried_whole(store: Store, config: Watch
     checked (though none lies below a replay horizon: nothing was stored before this run)."""
     bus = open_bus("memory://")
     _publish(bus)
-    watch = service.WatchService(bus, FailsAfterScores(store),  # type: ignore[arg-type]
+    watch = _lane(bus, FailsAfterScores(store),  # type: ignore[arg-type]
                                  config.model_copy(update={"batch_max": N}), tmp_path)
     with pytest.raises(OSError):
         watch.step()

@@ -4,6 +4,7 @@ a local OpenAI-compatible judge that counts its calls."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pydantic import ValidationError
 from test_evaluation_export import Receiver
 from test_watchers_models import JudgeServer
@@ -135,8 +137,8 @@ def test_an_agent_judges_what_cheap_watchers_flagged_within_its_budget(tmp_path:
             text = httpx.get(f"{agent.api}/metrics", timeout=10).text
             assert re.search(r'wk_watch_skipped_total\{reason="budget_calls",watcher="judge"\} '
                              r"1\.0", text)
-            assert re.search(r'wk_watch_skipped_total\{reason="policy",watcher="judge"\} 1\.0',
-                             text)
+            # only_after: the judge's one lane reads wk.flagged, where the fine call never is
+            assert 'reason="policy",watcher="judge"' not in text
             assert 'wk_watch_budget_remaining{budget="calls_per_minute",watcher="judge"}' in text
             # the judged texts leave as evaluation events; a budget's refusal does not
             deadline = time.monotonic() + 30
@@ -149,3 +151,74 @@ def test_an_agent_judges_what_cheap_watchers_flagged_within_its_budget(tmp_path:
     finally:
         judge.httpd.shutdown()
         receiver.shutdown()
+
+
+def _aged(calls: dict[str, tuple[str, str]], hours: float) -> bytes:
+    """genai_request's spans, started `hours` ago, with ids of their own."""
+    request = ExportTraceServiceRequest.FromString(genai_request(calls))
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.trace_id, span.span_id = os.urandom(16), os.urandom(8)
+        span.start_time_unix_nano -= int(hours * 3600e9)
+        span.end_time_unix_nano -= int(hours * 3600e9)
+    return request.SerializeToString()
+
+
+def test_a_slow_judge_holds_up_only_its_own_lane(tmp_path: Path) -> None:
+    """The judge answers a text that says 'slowly' after 2 s. It scores in lanes of its own
+    (watch/lanes.py), so the heuristics' scores of every call are stored long before the
+    judge's; a call both sampled by rate and flagged is judged once."""
+    judge = JudgeServer()
+    try:
+        watchers = [
+            {"name": "quality", "kind": "heuristics",
+             "thresholds": {"refusal": 1.0, "pii": 1.0, "empty": 1.0}},
+            {"name": "judge", "kind": "llm_judge",
+             "options": {"base_url": judge.url, "model": "judge",
+                         "rubrics": {"harmfulness": None}},
+             "sampling": {"after": ["quality"]}}]
+        calls = {"slow": ("Answer me", "I will answer this slowly, step by step."), **CALLS}
+        with running_agent(tmp_path / "wk", watch=True, **{
+                "watch.watchers": watchers, "sidecar.redaction.enabled": False}) as agent:
+            lanes = [s.name for s in agent.runtime.services if s.name.startswith("watch")]
+            assert lanes == ["watch", "watch:judge", "watch:judge@flagged"]
+            assert post(f"{agent.http_endpoint}/v1/traces", genai_request(calls)).is_success
+            assert agent.wait_for("SELECT count() AS n FROM {db}.scores WHERE watcher = "
+                                  "'judge'", 5, timeout_s=30) == 5
+            time.sleep(1.0)  # the cascade's lane has read wk.flagged by now, and judged nothing
+            [times] = agent.query(
+                "SELECT maxIf(scored_at, watcher = 'quality') AS cheap, "
+                "minIf(scored_at, watcher = 'judge') AS judged, countIf(watcher = 'judge') AS n "
+                "FROM {db}.scores")
+        assert (times["judged"] - times["cheap"]).total_seconds() > 1.0
+        assert times["n"] == 5 and len(judge.requests) == 5  # each call judged once
+    finally:
+        judge.httpd.shutdown()
+
+
+def test_a_judge_behind_by_more_than_its_max_delay_skips_to_current_traffic(
+        tmp_path: Path) -> None:
+    """Calls from two hours ago reach a judge whose backlog is bounded at 15 minutes: they are
+    `_skipped` rows (reason backlog) and cost no call; current calls are judged."""
+    judge = JudgeServer()
+    try:
+        watchers = [{"name": "judge", "kind": "llm_judge",
+                     "options": {"base_url": judge.url, "model": "judge",
+                                 "rubrics": {"harmfulness": None}}}]
+        with running_agent(tmp_path / "wk", watch=True, **{
+                "watch.watchers": watchers, "sidecar.redaction.enabled": False}) as agent:
+            assert post(f"{agent.http_endpoint}/v1/traces", _aged(CALLS, 2)).is_success
+            assert post(f"{agent.http_endpoint}/v1/traces",
+                        _aged({"now": ("What is 3+3?", "6.")}, 0)).is_success
+            assert agent.wait_for("SELECT count() AS n FROM {db}.scores", 5) == 5
+            rows = agent.query("SELECT s.request_model AS model, c.label AS label, "
+                               "c.error AS error FROM {db}.scores AS c JOIN {db}.samples AS s "
+                               "USING sample_id")
+            text = httpx.get(f"{agent.api}/metrics", timeout=10).text
+        assert {r["model"] for r in rows if r["label"] == "harmfulness"} == {"now"}
+        skipped = [r for r in rows if r["label"] == "_skipped"]
+        assert sorted(r["model"] for r in skipped) == sorted(CALLS)
+        assert all("900 s after the call (backlog)" in r["error"] for r in skipped)
+        assert len(judge.requests) == 1
+        assert re.search(r'wk_watch_skipped_total\{reason="backlog",watcher="judge"\} 4\.0', text)
+    finally:
+        judge.httpd.shutdown()

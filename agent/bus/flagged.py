@@ -1,9 +1,9 @@
 """The wk.flagged message: a sample the watchers flagged, with every threshold it crossed.
 
-wk.flagged is a downstream topic: Watchkeeper publishes it and reads nothing from it. It is
-there for tools outside Watchkeeper that act on flagged samples as they happen (a labelling
-tool, a webhook or chat bridge, a ticketing hook); the review queue itself is the `flags`
-table. docs/architecture.md describes the contract; in short:
+wk.flagged is there for tools outside Watchkeeper that act on flagged samples as they happen
+(a labelling tool, a webhook or chat bridge, a ticketing hook), and for the lane of a judge in
+a cascade (agent/watch/lanes.py); the review queue itself is the `flags` table.
+docs/architecture.md describes the contract; in short:
 
 - one message per flagged sample per scoring pass, published by the watch service after the
   flags are stored and before the offsets of wk.samples are committed; keyed by the sample's

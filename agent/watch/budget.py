@@ -15,6 +15,7 @@ dashboard; wk_watch_budget_remaining says what is left.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -41,6 +42,7 @@ class Budget:
         self.refilled = clock()
         self.day = today()
         self.tokens = 0
+        self._lock = threading.Lock()  # a watcher's two lanes (lanes.py) share its budget
 
     def _refill(self) -> None:
         now = self.clock()
@@ -54,6 +56,10 @@ class Budget:
     def admit(self, items: Sequence[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
         """The items the budget allows, in order, and those it turns away with the reason
         ("budget_calls" or "budget_tokens")."""
+        with self._lock:
+            return self._admit(items)
+
+    def _admit(self, items: Sequence[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
         self._refill()
         allowed: list[Item] = []
         refused: list[tuple[Item, str]] = []
@@ -71,7 +77,8 @@ class Budget:
         return allowed, refused
 
     def remaining(self) -> dict[str, float]:
-        self._refill()
+        with self._lock:
+            self._refill()
         left: dict[str, float] = {}
         if self.per_minute is not None:
             left["calls_per_minute"] = self.calls

@@ -1,7 +1,8 @@
-"""Watch: consumes normalised samples, runs every configured watcher over micro-batches
-(by size and wait time), stores scores and embeddings, queues flags for review and publishes
-flagged samples to wk.flagged. Offsets are committed after the insert, like ingest, and a
-replayed stretch is stored without duplicates (replay.py)."""
+"""Watch: one service per lane (lanes.py): consumes normalised samples (or, in a cascade's
+lane, flagged ones), runs the lane's watchers over micro-batches (by size and wait time),
+stores scores and embeddings, queues flags for review and publishes flagged samples to
+wk.flagged. Offsets are committed after the insert, like ingest, and a replayed stretch is
+stored without duplicates (replay.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import (
     TOPIC_FLAGGED,
-    TOPIC_SAMPLES,
     Bus,
     BusError,
     Record,
@@ -41,6 +43,7 @@ from watchkeeper.agent.store.tables import (
 )
 from watchkeeper.agent.watch import replay, scoring
 from watchkeeper.agent.watch.budget import Budget
+from watchkeeper.agent.watch.lanes import Lane, plan
 from watchkeeper.agent.watch.loading import load_watcher, thresholds_for
 from watchkeeper.collectors.normalise import Sample
 from watchkeeper.detectors.watchers import (
@@ -56,15 +59,16 @@ from watchkeeper.detectors.watchers.sampling import SCORED, choose
 
 log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 30.0
-SKIPPED = "_skipped"  # the label of a score row for an item a budget turned away
+SKIPPED = "_skipped"  # the label of a score row for an item a budget or backlog turned away
+PREFIX = "watcher:"  # a flag's source names its watcher after this
 
 
 class WatchService(LoopService):
-    name = "watch"
-
-    def __init__(self, bus: Bus, store: Store, config: WatchConfig, data_dir: Path, *,
-                 emitter: EvaluationEmitter | None = None,
+    def __init__(self, bus: Bus, store: Store, config: WatchConfig, lane: Lane,
+                 budgets: Mapping[str, Budget], *, emitter: EvaluationEmitter | None = None,
                  export: EvaluationExportConfig | None = None) -> None:
+        self.name = lane.name
+        self.lane = lane
         self.bus = bus
         self.store = store
         self.config = config
@@ -72,19 +76,18 @@ class WatchService(LoopService):
         # the process's: whoever made it closes it)
         self.emitter = emitter
         self.export = export or EvaluationExportConfig()
-        # Built before consuming anything: a watcher that cannot load stops the start.
-        self.watchers: list[tuple[WatcherSpec, Watcher | AsyncWatcher | Embedder]] = [
-            (spec, load_watcher(spec, config, data_dir))
-            for spec in config.watchers if spec.enabled]
+        self.watchers: list[tuple[WatcherSpec, Watcher | AsyncWatcher | Embedder]] = \
+            list(lane.watchers)
         self.thresholds = {spec.name: thresholds_for(spec, watcher)
                            for spec, watcher in self.watchers}
         self.by_name = {spec.name: watcher for spec, watcher in self.watchers}
         # a watcher in a cascade (`sampling.after`) scores once those it follows have flagged
         self.rounds = [[(spec, w) for spec, w in self.watchers if not spec.sampling.after],
                        [(spec, w) for spec, w in self.watchers if spec.sampling.after]]
-        self.budgets = {spec.name: Budget(spec.sampling, len(getattr(watcher, "rubrics", ())))
-                        for spec, watcher in self.watchers if spec.sampling.budgeted}
-        self.consumer = bus.consumer(TOPIC_SAMPLES, config.group, on_revoke=self._revoked)
+        # shared with the watcher's other lane: one budget per watcher
+        self.budgets = {spec.name: budgets[spec.name] for spec, _ in self.watchers
+                        if spec.name in budgets}
+        self.consumer = bus.consumer(lane.topic, lane.group, on_revoke=self._revoked)
         self._held: list[Record] = []  # read, not yet stored
         # records of a pass that failed part-way: some of their rows may be stored
         self._unsure: set[tuple[str, int, int]] = set()
@@ -103,9 +106,10 @@ class WatchService(LoopService):
         self.consumer.close()
 
     async def stop(self) -> None:
-        """Close what watchers hold open past their batches (the judge's HTTP clients)."""
-        for _, watcher in self.watchers:
-            close = getattr(watcher, "close", None)
+        """Close what the lane's watchers hold open past their batches (the judge's HTTP
+        clients); a watcher in two lanes is closed by one of them."""
+        for spec, watcher in self.watchers:
+            close = getattr(watcher, "close", None) if spec.name in self.lane.closes else None
             if callable(close):
                 close()
 
@@ -140,8 +144,8 @@ class WatchService(LoopService):
         """Score and store the records' samples, publish the flagged ones, then commit. A pass
         that fails is held to be retried with the next step, every row of it checked."""
         try:
-            by_id, replayed = self._read(records)
-            scores, vectors, flags = self._score(list(by_id.values()), by_id)
+            by_id, replayed, leaders = self._read(records)
+            scores, vectors, flags = self._score(list(by_id.values()), by_id, leaders)
             replay.insert_new(self.store, SCORES, scores, replayed)
             replay.insert_new(self.store, EMBEDDINGS, vectors, replayed)
             replay.insert_new(self.store, FLAGS, flags, replayed)
@@ -162,10 +166,15 @@ class WatchService(LoopService):
         except BusError as exc:
             log.warning("offset commit failed", extra={"error": str(exc)})
 
-    def _read(self, records: list[Record]) -> tuple[dict[str, Sample], set[uuid.UUID]]:
-        """The samples by id, and the ids of those an earlier pass may have stored: read from
+    def _read(self, records: list[Record]
+              ) -> tuple[dict[str, Sample], set[uuid.UUID], dict[str, set[str]]]:
+        """The samples by id; the ids of those an earlier pass may have stored: read from
         below their partition's replay horizon, part of a pass that failed, or sent again by
-        ingest after its own replay (the wk-replayed header)."""
+        ingest after its own replay (the wk-replayed header); and, in a cascade's lane, which
+        watchers flagged each (a wk.flagged message is at least once: every sample of such a
+        lane is checked against the store)."""
+        if self.lane.cascade:
+            return self._read_flagged(records)
         horizon = self.consumer.replay_horizon()
         by_id: dict[str, Sample] = {}
         replayed: set[uuid.UUID] = set()
@@ -182,14 +191,33 @@ class WatchService(LoopService):
                 by_id[str(sample.sample_id)] = sample
                 if unsure:
                     replayed.add(sample.sample_id)
-        return by_id, replayed
+        return by_id, replayed, {}
 
-    def _score(self, samples: Sequence[Sample], by_id: dict[str, Sample]
+    def _read_flagged(self, records: list[Record]
+                      ) -> tuple[dict[str, Sample], set[uuid.UUID], dict[str, set[str]]]:
+        by_id: dict[str, Sample] = {}
+        leaders: dict[str, set[str]] = {}
+        for record in records:
+            try:
+                message = FlaggedSample.decode(record.value)
+            except ValueError as exc:
+                dead_letter(self.bus, record, exc).result(PUBLISH_TIMEOUT_S)
+                continue
+            key = str(message.sample.sample_id)
+            by_id[key] = message.sample
+            leaders.setdefault(key, set()).update(
+                f.source.removeprefix(PREFIX) for f in message.flags
+                if f.source.startswith(PREFIX))
+        return by_id, {s.sample_id for s in by_id.values()}, leaders
+
+    def _score(self, samples: Sequence[Sample], by_id: dict[str, Sample],
+               leaders: dict[str, set[str]]
                ) -> tuple[list[ScoreRow], list[EmbeddingRow], list[FlagRow]]:
         scores: list[ScoreRow] = []
         vectors: list[EmbeddingRow] = []
         flags: list[FlagRow] = []
-        flagged_by: dict[str, set[str]] = {}  # sample id -> the watchers that flagged it
+        # sample id -> the watchers that flagged it (in this pass, or before: wk.flagged)
+        flagged_by: dict[str, set[str]] = {k: set(v) for k, v in leaders.items()}
         for watchers in self.rounds:
             chosen = {spec.name: self._chosen(spec, samples, flagged_by, by_id, scores)
                       for spec, _ in watchers}
@@ -227,7 +255,7 @@ class WatchService(LoopService):
                         scores.append(ScoreRow(**base, label=label, score=float(value),
                                                flagged=flagged, threshold=threshold, error=""))
                         if flagged:
-                            source = f"watcher:{watcher.name}"
+                            source = f"{PREFIX}{watcher.name}"
                             flagged_by.setdefault(out.item.sample_id, set()).add(spec.name)
                             flags.append(FlagRow(
                                 flag_id=flag_id(str(s.sample_id), source, label,
@@ -251,31 +279,44 @@ class WatchService(LoopService):
                 flagged_by: dict[str, set[str]], by_id: dict[str, Sample],
                 skipped: list[ScoreRow]) -> list[Item]:
         """The items a watcher scores in this pass: the samples its sampling policy chooses
-        (those a cascade sends first), then what its budget allows; what the budget turns away
-        is a `_skipped` row saying which budget."""
+        (those a cascade sends first; in a cascade's lane only those, and not those the rate
+        chose, which the watcher's wk.samples lane scores), then, in a watcher's own lane,
+        those not older than its `max_delay_s`, then what its budget allows. What the backlog
+        bound or the budget turns away is a `_skipped` row saying why."""
         first: list[Item] = []
         rest: list[Item] = []
         for sample in samples:
-            choice = choose(spec.sampling, spec.name, sample_id=str(sample.sample_id),
-                            service=sample.service, environment=sample.environment,
-                            models=(sample.request_model, sample.response_model),
-                            flagged_by=flagged_by.get(str(sample.sample_id), ()))
+            decide = partial(choose, spec.sampling, spec.name, sample_id=str(sample.sample_id),
+                             service=sample.service, environment=sample.environment,
+                             models=(sample.request_model, sample.response_model))
+            choice = decide(flagged_by=flagged_by.get(str(sample.sample_id), ()))
+            if self.lane.cascade and (choice != "cascade" or decide(flagged_by=()) == "chosen"):
+                continue  # not this lane's to score, or not its alone
             if choice not in SCORED:
                 metrics.WATCH_SKIPPED.labels(spec.name, choice).inc()
                 continue
             (first if choice == "cascade" else rest).extend(items_for(sample, spec.field))
+        refused: list[tuple[Item, str]] = []
+        allowed = first + rest
+        if self.lane.own and spec.sampling.max_delay_s is not None:
+            oldest = datetime.now(UTC) - timedelta(seconds=spec.sampling.max_delay_s)
+            late = [i for i in allowed if _utc(by_id[i.sample_id].ts) < oldest]
+            refused += [(item, "backlog") for item in late]
+            allowed = [i for i in allowed if _utc(by_id[i.sample_id].ts) >= oldest]
         budget = self.budgets.get(spec.name)
-        if budget is None:
-            return first + rest
-        allowed, refused = budget.admit(first + rest)
+        if budget is not None:
+            allowed, over = budget.admit(allowed)
+            refused += over
         watcher = self.by_name[spec.name]
         for item, reason in refused:
             metrics.WATCH_SKIPPED.labels(spec.name, reason).inc()
+            why = (f"skipped: reached {spec.sampling.max_delay_s:g} s after the call (backlog)"
+                   if reason == "backlog" or budget is None else budget.describe(reason))
             skipped.append(ScoreRow(**self._row_base(watcher, by_id[item.sample_id], item.field,
                                                      0.0),
                                     label=SKIPPED, score=0.0, flagged=False, threshold=None,
-                                    error=budget.describe(reason)))
-        for name, left in budget.remaining().items():
+                                    error=why))
+        for name, left in (budget.remaining().items() if budget is not None else ()):
             metrics.WATCH_BUDGET.labels(spec.name, name).set(left)
         return allowed
 
@@ -315,3 +356,20 @@ class WatchService(LoopService):
             delivery.result(PUBLISH_TIMEOUT_S)
         metrics.WATCH_FLAGGED.inc(len(reasons))
         self.flagged_samples += len(reasons)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def watch_services(bus: Bus, store: Store, config: WatchConfig, data_dir: Path, *,
+                   emitter: EvaluationEmitter | None = None,
+                   export: EvaluationExportConfig | None = None) -> list[WatchService]:
+    """A service per lane (lanes.py), every watcher built first: one that cannot load stops
+    the start before anything is consumed."""
+    loaded = [(spec, load_watcher(spec, config, data_dir))
+              for spec in config.watchers if spec.enabled]
+    budgets = {spec.name: Budget(spec.sampling, len(getattr(watcher, "rubrics", ())))
+               for spec, watcher in loaded if spec.sampling.budgeted}
+    return [WatchService(bus, store, config, lane, budgets, emitter=emitter, export=export)
+            for lane in plan(config, loaded)]

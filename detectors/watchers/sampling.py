@@ -11,6 +11,9 @@ an expensive watcher (an LLM judge) sees the share of the traffic a budget can a
   `only_after`, nothing else is.
 - `calls_per_minute`, `tokens_per_day`: the budget, enforced by the watch service
   (agent/watch/budget.py) on what the policy chose, the cascade's samples first.
+- `max_delay_s`: for a watcher that calls out and so scores in lanes of its own
+  (agent/watch/lanes.py), the bound on its backlog: what its lane reaches later than this
+  after the call is skipped, so after an outage it judges current traffic, not an old queue.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class SamplingPolicy(BaseModel):
     only_after: bool = Field(False, description="score only what `after` watchers flagged")
     calls_per_minute: int | None = Field(None, ge=1, description="model calls per minute")
     tokens_per_day: int | None = Field(None, ge=1, description="estimated tokens per UTC day")
+    max_delay_s: float | None = Field(
+        900, gt=0, description="a watcher in lanes of its own (an LLM judge) skips a sample "
+                               "its lane reaches this long after the call (reason backlog), so "
+                               "a slow or down endpoint's backlog stays bounded; null: never")
 
     @model_validator(mode="after")
     def _cascade(self) -> SamplingPolicy:
