@@ -78,7 +78,7 @@ def test_migrate_command(tmp_path: Path) -> None:
                            text=True, timeout=120)
     second = subprocess.run([*CLI, "migrate", "--data-dir", str(tmp_path)], capture_output=True,
                             text=True, timeout=120)
-    assert json.loads(first.stdout)["applied"] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert json.loads(first.stdout)["applied"] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     assert json.loads(second.stdout)["applied"] == []
 
 

@@ -5,6 +5,7 @@ them attribute by attribute against the scores stored."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -301,6 +302,70 @@ def test_evaluation_events_sent_to_the_sidecar_are_stored_as_scores(
                     "field": "call", "reason": "hallucination 0.90 >= 0.7 (ragas-faithfulness)"}
 
 
+def test_evaluations_as_span_events_and_by_response_id_join_their_call(tmp_path: Path) -> None:
+    """The other forms the convention allows, through the real SDK exporters: an evaluation
+    event on the LLM span itself, one on an evaluator's own child span (it judges the parent),
+    and a log record that names only the call's gen_ai.response.id. The compiled ingest path
+    leaves spans with such events to Python; all three become scores of the call's sample."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import set_span_in_context
+
+    event = "gen_ai.evaluation.result"
+    with running_agent(tmp_path / "wk", **{
+            "sidecar.redaction.enabled": False,
+            "evaluations.receive.thresholds": {"faithfulness": 0.5}}) as agent:
+        provider = TracerProvider(resource=Resource.create({"service.name": "rag-bot"}))
+        provider.add_span_processor(SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"{agent.http_endpoint}/v1/traces")))
+        tracer = provider.get_tracer("app")
+        with tracer.start_as_current_span("chat m-1", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "m-1",
+                "gen_ai.response.id": "chatcmpl-abc123",
+                "gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", '
+                                         '"content": "What is the refund window?"}]}]',
+                "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": '
+                                          '"text", "content": "90 days."}]}]'}) as call:
+            call.add_event(event, {"gen_ai.evaluation.name": "relevance",
+                                   "gen_ai.evaluation.score.value": 0.8,
+                                   "gen_ai.evaluation.evaluator.id": "inline-check"})
+        with tracer.start_as_current_span("evaluate faithfulness",
+                                          context=set_span_in_context(call)) as judge:
+            judge.add_event(event, {"gen_ai.evaluation.name": "faithfulness",
+                                    "gen_ai.evaluation.score.value": 0.9,
+                                    "gen_ai.evaluation.evaluator.id": "ragas"})
+        provider.shutdown()
+        assert agent.wait_for("SELECT count() AS n FROM {db}.samples", 1) == 1
+        unjoined = _unjoined(agent.api)  # the counter is the process's: earlier tests count
+        _send_evaluations(OTLPLogExporter(endpoint=f"{agent.http_endpoint}/v1/logs"), [
+            {"trace_id": 0, "span_id": 0, "gen_ai.response.id": "chatcmpl-abc123",
+             "gen_ai.evaluation.name": "helpfulness", "gen_ai.evaluation.score.value": 0.6},
+            {"trace_id": 0, "span_id": 0, "gen_ai.response.id": "chatcmpl-nobody",
+             "gen_ai.evaluation.name": "helpfulness", "gen_ai.evaluation.score.value": 0.1}])
+        assert agent.wait_for("SELECT count() AS n FROM {db}.scores", 3) == 3
+        time.sleep(0.5)  # the unknown response id would have landed by now
+        rows = agent.query("SELECT c.label AS label, c.watcher AS evaluator, c.score AS score, "
+                           "c.service AS service, s.request_model AS model "
+                           "FROM {db}.scores AS c JOIN {db}.samples AS s USING sample_id "
+                           "ORDER BY label")
+        [flag] = agent.query("SELECT label, source FROM {db}.flags")
+        assert _unjoined(agent.api) == unjoined + 1  # the unknown response id
+    assert [(r["label"], r["evaluator"], r["model"]) for r in rows] == [
+        ("faithfulness", "ragas", "m-1"), ("helpfulness", "app.evals", "m-1"),
+        ("relevance", "inline-check", "m-1")]
+    assert {r["service"] for r in rows} == {"rag-bot"}  # the call's, for the response id too
+    assert flag == {"label": "faithfulness", "source": "event:ragas"}
+
+
+def _unjoined(api: str) -> float:
+    text = httpx.get(f"{api}/metrics", timeout=10).text
+    found = re.search(r'wk_ingest_evaluations_total\{result="unjoined"\} (\S+)', text)
+    return float(found[1]) if found else 0.0
+
+
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_the_sdk_records_an_app_s_own_evaluation_of_a_call(tmp_path: Path, protocol: str) -> None:
     """`evaluation(call, ...)` beside `llm_call`: the app's own judgment of its call arrives
@@ -350,7 +415,7 @@ def test_hostile_evaluation_records_are_stored_sanely_or_not_at_all() -> None:
     config = EvaluationReceiveConfig(thresholds={"n": 0.5})
     far = from_log(log({"gen_ai.evaluation.name": "n", "gen_ai.evaluation.score.value": 0.9},
                        time_ns=2**64 - 1), config)
-    assert far is not None and abs((far[0].ts - datetime.now(UTC)).total_seconds()) < 60
+    assert far is not None and abs((far.ts - datetime.now(UTC)).total_seconds()) < 60
     for value in (float("nan"), float("inf"), "0.9", True):
         assert from_log(log({"gen_ai.evaluation.name": "n",
                              "gen_ai.evaluation.score.value": value}), config) is None
@@ -358,6 +423,6 @@ def test_hostile_evaluation_records_are_stored_sanely_or_not_at_all() -> None:
                          "gen_ai.evaluation.evaluator.id": "e" * 5000,
                          "gen_ai.evaluation.score.value": 1}), config)
     assert long is not None
-    assert len(long[0].label) == len(long[0].watcher) == NAME_CHARS
+    assert len(long.name) == len(long.evaluator) == NAME_CHARS
     assert from_log(log({"gen_ai.evaluation.name": ["not", "a", "name"],
                          "gen_ai.evaluation.score.value": 1.0}), config) is None

@@ -7,6 +7,9 @@ proposal (`gen_ai.evaluation.evaluator.*`); what the convention has no name for 
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -25,8 +28,7 @@ from watchkeeper.collectors.evaluation_event import (
     SCORE_VALUE,
 )
 from watchkeeper.collectors.evaluation_event import EVALUATOR_VERSION as PROPOSED_VERSION
-from watchkeeper.collectors.normalise.otlp import LogView
-from watchkeeper.collectors.normalise.sample import sample_id_for
+from watchkeeper.collectors.normalise.otlp import LogView, SpanView
 
 EVALUATOR_VERSION = "watchkeeper.evaluation.evaluator.version"
 EVALUATOR_VERSION_PROPOSED = PROPOSED_VERSION  # read, as proposed
@@ -34,6 +36,7 @@ THRESHOLD = "watchkeeper.evaluation.threshold"
 FLAGGED = "watchkeeper.evaluation.flagged"
 FIELD = "watchkeeper.evaluation.field"
 SAMPLE_ID = "watchkeeper.sample_id"
+RESPONSE_ID = "gen_ai.response.id"  # names the evaluated call when the span is not known
 
 EvaluatorType = Literal["llm_judge", "classifier", "heuristic", "human"]
 # A watcher kind's evaluator type; kinds not named here are trained classifiers.
@@ -120,48 +123,110 @@ def is_evaluation(log: LogView) -> bool:
     return log.event_name == EVENT_NAME
 
 
-def from_log(log: LogView, config: EvaluationReceiveConfig
-             ) -> tuple[ScoreRow, FlagRow | None] | None:
-    """A received `gen_ai.evaluation.result` as a `scores` row of the evaluated call's sample
-    (and a flag when its name has a threshold the score reaches); None when it names no span
-    (only a `gen_ai.response.id`: not joined yet), has no name, or neither a value nor an
-    error."""
-    attrs = log.attributes
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A received evaluation, read and bounded, before it is tied to a sample: by the span it
+    names (`trace_id`, `span_id`), or else by the call's `response_id`."""
+
+    name: str
+    field: str
+    ts: datetime
+    service: str
+    evaluator: str
+    version: str
+    evaluator_type: str
+    explanation: str
+    error: str
+    score: float | None
+    threshold: float | None
+    trace_id: str
+    span_id: str
+    response_id: str
+
+    @property
+    def names_span(self) -> bool:
+        return bool(self.span_id) and self.span_id != UNSET_SPAN \
+            and bool(self.trace_id.strip("0"))
+
+    def rows(self, sample_id: uuid.UUID, service: str | None = None
+             ) -> tuple[ScoreRow, FlagRow | None]:
+        """The `scores` row of the evaluated sample, and a flag when the name has a threshold
+        the score reaches; `service`, when given, is the sample's (a call joined by its
+        response id), else the sender's."""
+        service = service or self.service
+        flagged = (self.threshold is not None and self.score is not None
+                   and self.score >= self.threshold and not self.error)
+        row = ScoreRow(
+            sample_id=sample_id, ts=self.ts, service=service, watcher=self.evaluator,
+            version=self.version, field=self.field, label="_error" if self.error else self.name,
+            score=self.score or 0.0, flagged=flagged, threshold=self.threshold, latency_ms=0.0,
+            error=self.error, source=EVENT_SOURCE, evaluator_type=self.evaluator_type,
+            explanation=self.explanation)
+        if not flagged:
+            return row, None
+        source = f"{EVENT_SOURCE}:{self.evaluator}"
+        return row, FlagRow(
+            flag_id=flag_id(str(sample_id), source, self.name, self.field), sample_id=sample_id,
+            ts=self.ts, service=service, source=source, label=self.name, field=self.field,
+            reason=f"{self.name} {self.score:.2f} >= {self.threshold:g} ({self.evaluator})",
+            score=float(self.score or 0.0))
+
+
+def received(attrs: Mapping[str, Any], *, trace_id: str, span_id: str, time_ns: int,
+             resource: Mapping[str, Any], scope: str, config: EvaluationReceiveConfig
+             ) -> Received | None:
+    """An evaluation event's attributes, wherever it came (a log record, a span event); None
+    when it has no name, neither a value nor an error, or names neither a span nor a
+    response id."""
     name = _text(attrs.get(NAME))[:NAME_CHARS]
-    if not name or not log.span_id or log.span_id == UNSET_SPAN or not log.trace_id.strip("0"):
-        return None
-    sample_id = sample_id_for(log.trace_id, log.span_id)
-    service = _text(log.resource.get("service.name")) or "unknown_service"
-    evaluator = (_text(attrs.get(EVALUATOR_ID)) or _text(log.scope) or service)[:NAME_CHARS]
+    response_id = _text(attrs.get(RESPONSE_ID))[:NAME_CHARS]
+    service = _text(resource.get("service.name")) or "unknown_service"
     error = _text(attrs.get(ERROR_TYPE))
     value = attrs.get(SCORE_VALUE)
     score = float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
         and math.isfinite(value) else None
-    if score is None and not error:  # a label alone: no value to store beside the others
+    if not name or (score is None and not error):  # a label alone: no value to store
         return None
-    threshold = config.thresholds.get(name)
-    flagged = threshold is not None and score is not None and score >= threshold and not error
-    field = _text(attrs.get(FIELD))[:NAME_CHARS] or "call"
     now = datetime.now(UTC)
-    ts = datetime.fromtimestamp(log.time_ns / 1e9, UTC) if log.time_ns else now
+    ts = datetime.fromtimestamp(time_ns / 1e9, UTC) if time_ns else now
     if not now - MAX_AGE <= ts <= now + MAX_AHEAD:  # a clock that is off, or a hostile value
         ts = now
-    row = ScoreRow(
-        sample_id=sample_id, ts=ts, service=service, watcher=evaluator,
+    event = Received(
+        name=name, field=_text(attrs.get(FIELD))[:NAME_CHARS] or "call", ts=ts,
+        service=service,
+        evaluator=(_text(attrs.get(EVALUATOR_ID)) or _text(scope) or service)[:NAME_CHARS],
         version=(_text(attrs.get(EVALUATOR_VERSION_PROPOSED))
                  or _text(attrs.get(EVALUATOR_VERSION)))[:NAME_CHARS],
-        field=field, label="_error" if error else name, score=score or 0.0, flagged=flagged,
-        threshold=threshold, latency_ms=0.0, error=error, source=EVENT_SOURCE,
         evaluator_type=_text(attrs.get(EVALUATOR_TYPE))[:NAME_CHARS],
-        explanation=_text(attrs.get(EXPLANATION))[:10_000])
-    flag = None
-    if flagged:
-        source = f"{EVENT_SOURCE}:{evaluator}"
-        flag = FlagRow(flag_id=flag_id(str(sample_id), source, name, field),
-                       sample_id=sample_id, ts=ts, service=service, source=source,
-                       reason=f"{name} {score:.2f} >= {threshold:g} ({evaluator})",
-                       label=name, field=field, score=float(score or 0.0))
-    return row, flag
+        explanation=_text(attrs.get(EXPLANATION))[:10_000], error=error, score=score,
+        threshold=config.thresholds.get(name), trace_id=trace_id, span_id=span_id,
+        response_id=response_id)
+    return event if event.names_span or response_id else None
+
+
+def from_log(log: LogView, config: EvaluationReceiveConfig) -> Received | None:
+    """A `gen_ai.evaluation.result` log record: parented to the evaluated span, or naming
+    only the call's `gen_ai.response.id`."""
+    return received(log.attributes, trace_id=log.trace_id, span_id=log.span_id,
+                    time_ns=log.time_ns, resource=log.resource, scope=log.scope, config=config)
+
+
+def from_span_events(span: SpanView, evaluated: bool, config: EvaluationReceiveConfig
+                     ) -> list[Received]:
+    """`gen_ai.evaluation.result` events on a span. They evaluate the span itself when it is
+    an LLM call (`evaluated`); on another span (an evaluator's own), the call their
+    `gen_ai.response.id` names, else the span's parent."""
+    out = []
+    for name, attrs in span.events:
+        if name != EVENT_NAME:
+            continue
+        target = (span.span_id if evaluated
+                  else "" if RESPONSE_ID in attrs else span.parent_span_id)
+        event = received(attrs, trace_id=span.trace_id, span_id=target, time_ns=span.end_ns,
+                         resource=span.resource, scope=span.scope, config=config)
+        if event is not None:
+            out.append(event)
+    return out
 
 
 def _text(value: Any) -> str:

@@ -37,6 +37,7 @@ from watchkeeper.collectors.normalise import (
     to_sample,
     to_span_record,
 )
+from watchkeeper.collectors.normalise.sample import sample_id_for
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Decoded:
     # gen_ai.evaluation.result records received: `scores` rows, and the flags they raise
     scores: list[ScoreRow] = field(default_factory=list)
     flags: list[FlagRow] = field(default_factory=list)
+    # ... and those naming only the call's response id: joined by the writer (writer.py)
+    by_response: list[events.Received] = field(default_factory=list)
 
 
 class Decoder:
@@ -144,7 +147,7 @@ class Decoder:
                 logs_request = ExportLogsServiceRequest.FromString(record.value)
                 for item in otlp.logs(logs_request):
                     if self.evaluations.enabled and events.is_evaluation(item):
-                        self._take_evaluation(item, out)
+                        self._take_evaluation(events.from_log(item, self.evaluations), out)
                     else:
                         out.logs.append((item, ref))
                 return True
@@ -169,18 +172,27 @@ class Decoder:
                    out: Decoded) -> None:
         if is_feedback(span):
             out.feedback_rows.append(rows.json_row(to_feedback(span, self.options)))
-        elif is_llm_call(span):
+            return
+        call = is_llm_call(span)
+        if call:
             sample = to_sample(span, [], self.options)  # a shape found content: sample.source
             out.spans.append((PreparedRow.from_view(span, message, index, _sample_row(sample),
                                                     bool(sample.source)), ref))
         else:
             out.span_rows.append(rows.json_row(to_span_record(span)))
+        if self.evaluations.enabled and span.events:  # the compiled path leaves these here
+            for event in events.from_span_events(span, call, self.evaluations):
+                self._take_evaluation(event, out)
 
-    def _take_evaluation(self, log: otlp.LogView, out: Decoded) -> None:
-        taken = events.from_log(log, self.evaluations)
-        metrics.INGEST_EVALUATIONS.labels("stored" if taken else "unjoined").inc()
-        if taken is not None:
-            score, flag = taken
+    def _take_evaluation(self, event: events.Received | None, out: Decoded) -> None:
+        """An evaluation that names its span becomes rows now; one that names only the
+        call's response id waits for the writer; one that names neither is counted."""
+        if event is not None and not event.names_span:
+            out.by_response.append(event)
+            return
+        metrics.INGEST_EVALUATIONS.labels("stored" if event else "unjoined").inc()
+        if event is not None:
+            score, flag = event.rows(sample_id_for(event.trace_id, event.span_id))
             out.scores.append(score)
             if flag is not None:
                 out.flags.append(flag)

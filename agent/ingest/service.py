@@ -161,7 +161,7 @@ class IngestService(LoopService):
         for item, ref in decoded.logs:  # after the spans: a log finds its span, or waits for it
             add_log(item, ref, now)
         self.writer.add_rows(decoded.span_rows, decoded.feedback_rows)
-        self.writer.add_evaluations(decoded.scores, decoded.flags)
+        self.writer.add_evaluations(decoded.scores, decoded.flags, decoded.by_response)
         self.offsets.read(chunk)
 
     @_collector_paused

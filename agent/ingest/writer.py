@@ -28,6 +28,7 @@ from typing import Any
 from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import TOPIC_SAMPLES, Bus, TopicPartition
 from watchkeeper.agent.bus.samples import REPLAYED_HEADER, pack
+from watchkeeper.agent.evaluations.events import Received
 from watchkeeper.agent.ingest.decode import EPOCH, PUBLISH_TIMEOUT_S, SampleRow
 from watchkeeper.agent.store import replay
 from watchkeeper.agent.store.client import Store
@@ -43,6 +44,7 @@ from watchkeeper.agent.store.tables import (
 )
 
 log = logging.getLogger(__name__)
+RESPONSE_LOOKBACK_DAYS = 7  # how far back an evaluation's response id is looked for
 
 
 @dataclass(slots=True)
@@ -54,9 +56,11 @@ class _Batch:
     feedback: list[bytes] = field(default_factory=list)
     scores: list[ScoreRow] = field(default_factory=list)
     flags: list[FlagRow] = field(default_factory=list)
+    by_response: list[Received] = field(default_factory=list)  # joined once samples are in
 
     def __len__(self) -> int:
-        return len(self.samples) + len(self.spans) + len(self.feedback) + len(self.scores)
+        return (len(self.samples) + len(self.spans) + len(self.feedback) + len(self.scores)
+                + len(self.by_response))
 
     def absorb(self, newer: _Batch) -> None:
         self.samples.update(newer.samples)
@@ -66,6 +70,7 @@ class _Batch:
         self.feedback += newer.feedback
         self.scores += newer.scores
         self.flags += newer.flags
+        self.by_response += newer.by_response
 
 
 @dataclass(slots=True)
@@ -101,9 +106,11 @@ class Writer:
         self._batch.spans += spans
         self._batch.feedback += feedback
 
-    def add_evaluations(self, scores: list[ScoreRow], flags: list[FlagRow]) -> None:
+    def add_evaluations(self, scores: list[ScoreRow], flags: list[FlagRow],
+                        by_response: list[Received]) -> None:
         self._batch.scores += scores
         self._batch.flags += flags
+        self._batch.by_response += by_response
 
     def drop(self, partitions: set[TopicPartition]) -> int:
         """Forget the samples of the batch being filled that came from these partitions (their
@@ -157,8 +164,9 @@ class Writer:
                      row_binary=True)
         self._insert(SPANS, batch.spans)
         self._insert(USER_FEEDBACK, batch.feedback)
-        self._insert_rows(SCORES, batch.scores)
-        self._insert_rows(FLAGS, batch.flags)
+        scores, flags = self._by_response(batch.by_response)
+        self._insert_rows(SCORES, batch.scores + scores)
+        self._insert_rows(FLAGS, batch.flags + flags)
         deliveries = [self.bus.publish(TOPIC_SAMPLES, message)
                       for message in pack([row.line for row in samples])]
         # Stored before a crash, and perhaps never published: out again, marked as such.
@@ -172,6 +180,29 @@ class Writer:
         if models:
             self.store.insert_rows(table, models)
             metrics.INGEST_ROWS.labels(table.name).inc(len(models))
+
+    def _by_response(self, received: list[Received]) -> tuple[list[ScoreRow], list[FlagRow]]:
+        """Evaluations that name only the call's `gen_ai.response.id`, as rows of the sample
+        with that response id: stored before, or in this batch just above (a span still in the
+        join window is not: such an evaluation is counted unjoined, like one naming nothing)."""
+        if not received:
+            return [], []
+        sql = (f"SELECT response_id, any(sample_id), any(service) FROM "
+               f"{self.store.database}.samples WHERE response_id IN {{ids:Array(String)}} "
+               f"AND ts >= now() - INTERVAL {RESPONSE_LOOKBACK_DAYS} DAY GROUP BY response_id")
+        ids = sorted({r.response_id for r in received})
+        found = {response_id: (uuid.UUID(str(sample_id)), service) for response_id, sample_id,
+                 service in self.store.query(sql, parameters={"ids": ids}).rows}
+        scores: list[ScoreRow] = []
+        flags: list[FlagRow] = []
+        for event in received:
+            sample = found.get(event.response_id)
+            metrics.INGEST_EVALUATIONS.labels("stored" if sample else "unjoined").inc()
+            if sample is not None:
+                score, flag = event.rows(*sample)
+                scores.append(score)
+                flags += [flag] if flag is not None else []
+        return scores, flags
 
     def _already_stored(self, batch: _Batch) -> set[str]:
         """The replay guard: which of the batch's maybe-stored samples `samples` holds."""

@@ -165,10 +165,10 @@ class Table(Generic[Row]):
 
 
 # computed by the engine: price_model and cost_usd from the price table (migration 0009),
-# ttft_ms and output_tokens_per_s from the attributes (0010)
+# ttft_ms and output_tokens_per_s (0010) and response_id (0011) from the attributes
 SAMPLES = Table("samples", Sample, "ingested_at",
                 server=("ingested_at", "price_model", "cost_usd", "ttft_ms",
-                        "output_tokens_per_s"))
+                        "output_tokens_per_s", "response_id"))
 SPANS = Table("spans", SpanRecord, "ingested_at", server=("ingested_at",))
 USER_FEEDBACK = Table("user_feedback", Feedback, "ingested_at", server=("ingested_at",))
 SCORES = Table("scores", ScoreRow, "scored_at", server=("scored_at",))

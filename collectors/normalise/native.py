@@ -24,6 +24,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from watchkeeper.collectors.evaluation_event import EVENT_NAME as EVALUATION_EVENT
 from watchkeeper.collectors.normalise import normaliser as n
 from watchkeeper.collectors.normalise import otlp
 from watchkeeper.collectors.normalise.normaliser import NormaliseOptions
@@ -74,6 +75,7 @@ def rules(shapes: Sequence[Shape] | None = None) -> dict[str, Any]:
         prefixes += [p for p in markers.prefixes if p not in prefixes]
         events += [e for e in markers.events if e not in events]
     keys += [k for k in n.FALLBACK_KEYS if k not in keys]
+    events.append(EVALUATION_EVENT)  # an evaluation on a span: ingest reads it in Python
     input_key, output_key, system_key = genai_latest.KEYS
     return {
         "aliases": {field: list(aliases) for field, aliases in n.ALIASES.items()},
