@@ -229,3 +229,67 @@ def test_samples_ingest_stored_before_a_crash_are_scored_once(tmp_path: Path,
         assert agent.query("SELECT count() AS n FROM {db}.samples")[0]["n"] == len(calls)
         assert agent.query("SELECT sample_id, watcher, field, label, count() AS n "
                            "FROM {db}.scores GROUP BY ALL HAVING n > 1") == []
+
+
+def test_rows_besides_samples_are_stored_once_after_a_crash_before_the_commit(
+        tmp_path: Path) -> None:
+    """The same crash for what a trace brings besides its LLM calls: the retrieval span beside
+    a call, an end user's feedback and an evaluation event. Replayed, each is found stored and
+    not inserted again, so a plain query never shows one twice."""
+    from opentelemetry.trace import set_span_in_context
+
+    from watchkeeper.collectors import evaluation, feedback, instrument, llm_call
+
+    def send(agent: Any) -> None:
+        with instrument("rag-bot", agent.http_endpoint, instrument_openai=False,
+                        set_global=False) as wk:
+            tracer = wk.tracer_provider.get_tracer("app")
+            for i in range(3):
+                with tracer.start_as_current_span(f"answer {i}") as root:
+                    with tracer.start_as_current_span("retrieve",
+                                                      context=set_span_in_context(root)):
+                        pass
+                    with llm_call(model="m", prompt=f"question {i}") as call:
+                        call.record(output=f"answer {i}")
+                feedback(call=call, thumbs="up" if i else "down")
+                evaluation(call, name="grounded", score=0.5 + i / 10, evaluator="checker")
+            assert wk.force_flush(10_000)
+
+    counts = {"spans": "SELECT count() AS n FROM {db}.spans",
+              "feedback": "SELECT count() AS n FROM {db}.user_feedback",
+              "events": "SELECT count() AS n FROM {db}.scores WHERE source = 'event'",
+              "samples": "SELECT count() AS n FROM {db}.samples"}
+    with running_agent(tmp_path) as agent:
+        send(agent)
+        agent.flush()
+        assert agent.wait_for(counts["events"], 3) == 3
+        first = {name: agent.query(sql)[0]["n"] for name, sql in counts.items()}
+    assert first["spans"] >= 6 and first["feedback"] == 3 and first["samples"] == 3
+    offsets = tmp_path / "wal" / "offsets.json"
+    committed = json.loads(offsets.read_text())
+    committed["wk.spans"]["wk-ingest"] = 0  # the commit the crash prevented
+    offsets.write_text(json.dumps(committed))
+
+    with running_agent(tmp_path) as agent:
+        agent.flush()
+        time.sleep(1)  # the replayed stretch is stored, or found stored, by now
+        again = {name: agent.query(sql)[0]["n"] for name, sql in counts.items()}
+    assert again == first
+
+
+def test_an_export_sent_again_is_stored_once(tmp_path: Path) -> None:
+    """A client that got no answer sends its export again (the process died after logging it,
+    or the answer was lost): the copy's samples are dropped, not stored beside the first, and
+    not scored twice."""
+    body, ids = _export("resent")
+    with running_agent(tmp_path, watch=True) as agent:
+        assert post(f"{agent.http_endpoint}/v1/traces", body).is_success
+        assert agent.wait_for("SELECT count() AS n FROM {db}.samples", len(ids)) == len(ids)
+        assert post(f"{agent.http_endpoint}/v1/traces", body).is_success
+        agent.flush()
+        time.sleep(1.5)  # a second copy would be stored and scored by now
+        rows = agent.query("SELECT span_id, count() AS n FROM {db}.samples GROUP BY span_id")
+        scores = agent.query("SELECT sample_id, watcher, label, field, count() AS n "
+                             "FROM {db}.scores GROUP BY ALL HAVING n > 1")
+    assert sorted(r["span_id"] for r in rows) == sorted(ids)
+    assert {r["n"] for r in rows} == {1} and scores == []

@@ -153,15 +153,23 @@ class IngestService(LoopService):
     # -- wiring the parts -------------------------------------------------------------------------
     @_collector_paused
     def _take(self, chunk: list[Record], now: float) -> None:
-        """Decode a chunk into the join window and the batch; its messages count as read."""
-        decoded = self.decoder.decode(chunk)
+        """Decode a chunk into the join window and the batch; its messages count as read.
+        Messages an earlier run may have stored (offsets.replayed) are decoded apart, so the
+        rows they bring besides samples go through the writer's replay guard."""
+        unsure = [self.offsets.replayed(((r.topic, r.partition), r.offset)) for r in chunk]
+        groups = [(chunk, False)] if not any(unsure) else \
+            [([r for r, u in zip(chunk, unsure, strict=True) if u == replayed], replayed)
+             for replayed in (False, True)]
         add_span, add_log = self.joiner.add_span, self.joiner.add_log
-        for row, ref in decoded.spans:
-            add_span(row, ref, now)
-        for item, ref in decoded.logs:  # after the spans: a log finds its span, or waits for it
-            add_log(item, ref, now)
-        self.writer.add_rows(decoded.span_rows, decoded.feedback_rows)
-        self.writer.add_evaluations(decoded.scores, decoded.flags, decoded.by_response)
+        for records, replayed in groups:
+            decoded = self.decoder.decode(records)
+            for row, ref in decoded.spans:
+                add_span(row, ref, now)
+            for item, ref in decoded.logs:  # after the spans: a log finds its span, or waits
+                add_log(item, ref, now)
+            self.writer.add_rows(decoded.span_rows, decoded.feedback_rows, replayed)
+            self.writer.add_evaluations(decoded.scores, decoded.flags, decoded.by_response,
+                                        replayed)
         self.offsets.read(chunk)
 
     @_collector_paused

@@ -12,17 +12,23 @@ The replay guard (decision 0004): samples from the stretch of a partition that a
 may already have stored (`add_sample(..., replayed=True)`), and every sample of a batch that
 failed (part of it may have landed), are looked up in `samples` before the insert, and only
 the missing ones go in. Beyond that stretch ids are new by construction: a trace's messages
-share a partition, and a partition has one owner.
+share a partition, and a partition has one owner. The rows that come with them are guarded the
+same way, each table by what tells its rows apart: `spans` by trace, span and start time,
+`user_feedback` by the rated call and the feedback's time, received evaluations in `scores` by
+sample, evaluator, name and field (their time may be the arrival's). Flags need no guard: one
+flag id is one row to every reader (FINAL).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchkeeper.agent import metrics
@@ -45,6 +51,12 @@ from watchkeeper.agent.store.tables import (
 
 log = logging.getLogger(__name__)
 RESPONSE_LOOKBACK_DAYS = 7  # how far back an evaluation's response id is looked for
+# What tells a table's rows apart, for the replay guard (stored_keys: the first is looked up)
+SPAN_KEY = ("trace_id", "span_id", "toUnixTimestamp64Micro(ts)")
+FEEDBACK_KEY = SPAN_KEY  # the rated call's ids and the feedback's own time
+SCORE_KEY = ("sample_id", "watcher", "label", "field")
+EVENT_SLACK = timedelta(days=1)
+RECENT_SAMPLES = 200_000  # about 3 minutes at 1,000 spans/s, ~20 MB
 
 
 @dataclass(slots=True)
@@ -57,10 +69,20 @@ class _Batch:
     scores: list[ScoreRow] = field(default_factory=list)
     flags: list[FlagRow] = field(default_factory=list)
     by_response: list[Received] = field(default_factory=list)  # joined once samples are in
+    unsure: _Unsure = field(default_factory=lambda: _Unsure())  # the replay guard checks these
 
     def __len__(self) -> int:
         return (len(self.samples) + len(self.spans) + len(self.feedback) + len(self.scores)
-                + len(self.by_response))
+                + len(self.by_response) + len(self.unsure))
+
+    def all_unsure(self) -> None:
+        """After a failed store, any row of the batch may have landed."""
+        self.maybe_stored.update(self.samples)
+        self.unsure.spans += self.spans
+        self.unsure.feedback += self.feedback
+        self.unsure.scores += self.scores
+        self.unsure.by_response += self.by_response
+        self.spans, self.feedback, self.scores, self.by_response = [], [], [], []
 
     def absorb(self, newer: _Batch) -> None:
         self.samples.update(newer.samples)
@@ -70,6 +92,26 @@ class _Batch:
         self.feedback += newer.feedback
         self.scores += newer.scores
         self.flags += newer.flags
+        self.by_response += newer.by_response
+        self.unsure.absorb(newer.unsure)
+
+
+@dataclass(slots=True)
+class _Unsure:
+    """Rows from records an earlier run may have stored: checked against the store first."""
+
+    spans: list[bytes] = field(default_factory=list)
+    feedback: list[bytes] = field(default_factory=list)
+    scores: list[ScoreRow] = field(default_factory=list)
+    by_response: list[Received] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.spans) + len(self.feedback) + len(self.scores) + len(self.by_response)
+
+    def absorb(self, newer: _Unsure) -> None:
+        self.spans += newer.spans
+        self.feedback += newer.feedback
+        self.scores += newer.scores
         self.by_response += newer.by_response
 
 
@@ -81,6 +123,25 @@ class _Write:
     done: Future[None]
 
 
+class RecentIds:
+    """The newest `size` ids seen, for membership tests: a dict keeps their order."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def update(self, keys: Iterable[str]) -> None:
+        ids = self._ids
+        for key in keys:
+            ids.pop(key, None)
+            ids[key] = None
+        for _ in range(len(ids) - self.size):
+            del ids[next(iter(ids))]
+
+
 class Writer:
     def __init__(self, bus: Bus, store: Store) -> None:
         self.bus = bus
@@ -88,6 +149,10 @@ class Writer:
         self.stored_samples = 0
         self._batch = _Batch()
         self._inflight: _Write | None = None
+        # Sample ids stored (or found stored) by this run, newest last: an export sent again
+        # (a client that got no answer from a process that died after logging it) is dropped
+        # instead of stored twice. Touched by the writer thread only.
+        self._recent = RecentIds(RECENT_SAMPLES)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wk-ingest-writer")
 
     def __len__(self) -> int:
@@ -102,15 +167,17 @@ class Writer:
         if replayed:
             batch.maybe_stored.add(row.sample_id)
 
-    def add_rows(self, spans: list[bytes], feedback: list[bytes]) -> None:
-        self._batch.spans += spans
-        self._batch.feedback += feedback
+    def add_rows(self, spans: list[bytes], feedback: list[bytes], replayed: bool) -> None:
+        into = self._batch.unsure if replayed else self._batch
+        into.spans += spans
+        into.feedback += feedback
 
     def add_evaluations(self, scores: list[ScoreRow], flags: list[FlagRow],
-                        by_response: list[Received]) -> None:
-        self._batch.scores += scores
+                        by_response: list[Received], replayed: bool) -> None:
+        into = self._batch.unsure if replayed else self._batch
+        into.scores += scores
+        into.by_response += by_response
         self._batch.flags += flags
-        self._batch.by_response += by_response
 
     def drop(self, partitions: set[TopicPartition]) -> int:
         """Forget the samples of the batch being filled that came from these partitions (their
@@ -143,7 +210,7 @@ class Writer:
         except Exception:
             log.exception("storing a batch failed, will retry")
             metrics.INGEST_STORE_ERRORS.inc()
-            write.batch.maybe_stored.update(write.batch.samples)
+            write.batch.all_unsure()
             write.batch.absorb(self._batch)
             self._batch = write.batch
             return False
@@ -157,16 +224,21 @@ class Writer:
     def _store(self, batch: _Batch) -> None:
         """The batch is left as it came: should a step fail, all of it is retried."""
         stored = self._already_stored(batch)
-        earlier = [batch.samples[key].line for key in stored]
-        samples = [row for key, row in batch.samples.items() if key not in stored]
+        earlier = [batch.samples[key].line for key in stored if key not in self._recent]
+        samples = [row for key, row in batch.samples.items()
+                   if key not in stored and key not in self._recent]
         self._insert(SAMPLES, [row.line for row in samples if row.row_binary is None])
         self._insert(SAMPLES, [row.row_binary for row in samples if row.row_binary is not None],
                      row_binary=True)
-        self._insert(SPANS, batch.spans)
-        self._insert(USER_FEEDBACK, batch.feedback)
+        unsure = batch.unsure
+        self._insert(SPANS, batch.spans + self._unstored_lines(SPANS, unsure.spans, SPAN_KEY))
+        self._insert(USER_FEEDBACK, batch.feedback
+                     + self._unstored_lines(USER_FEEDBACK, unsure.feedback, FEEDBACK_KEY))
         scores, flags = self._by_response(batch.by_response)
-        self._insert_rows(SCORES, batch.scores + scores)
-        self._insert_rows(FLAGS, batch.flags + flags)
+        replayed, replayed_flags = self._by_response(unsure.by_response)
+        self._insert_rows(SCORES, batch.scores + scores
+                          + self._unstored_scores(unsure.scores + replayed))
+        self._insert_rows(FLAGS, batch.flags + flags + replayed_flags)
         deliveries = [self.bus.publish(TOPIC_SAMPLES, message)
                       for message in pack([row.line for row in samples])]
         # Stored before a crash, and perhaps never published: out again, marked as such.
@@ -174,6 +246,7 @@ class Writer:
                        for message in pack(earlier)]
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)
+        self._recent.update(batch.samples)
 
     def _insert_rows(self, table: Table[Any], models: list[Any]) -> None:
         """Rows of a table's model (the few that evaluation events bring)."""
@@ -203,6 +276,33 @@ class Writer:
                 scores.append(score)
                 flags += [flag] if flag is not None else []
         return scores, flags
+
+    def _unstored_lines(self, table: Table[Any], lines: list[bytes], key: tuple[str, ...]
+                        ) -> list[bytes]:
+        """JSON rows of spans or feedback whose (trace id, span id, time) the table lacks."""
+        if not lines:
+            return []
+        keyed = []
+        for line in lines:
+            row = json.loads(line)
+            ts = datetime.fromisoformat(row["ts"])
+            ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+            keyed.append((line, (row["trace_id"], row["span_id"],
+                                 str((ts - EPOCH) // timedelta(microseconds=1))), ts))
+        found = replay.stored_keys(self.store, table, key, {k[0] for _, k, _ in keyed},
+                                   min(t for *_, t in keyed), max(t for *_, t in keyed))
+        return [line for line, k, _ in keyed if k not in found]
+
+    def _unstored_scores(self, rows: list[ScoreRow]) -> list[ScoreRow]:
+        """Received evaluations no earlier run stored: by sample, evaluator, name and field,
+        within a day of their time (a record without one took its arrival's)."""
+        if not rows:
+            return []
+        stamps = [row.ts for row in rows]
+        found = replay.stored_keys(self.store, SCORES, SCORE_KEY, {r.sample_id for r in rows},
+                                   min(stamps) - EVENT_SLACK, max(stamps) + EVENT_SLACK)
+        return [row for row in rows if (str(row.sample_id), row.watcher, row.label, row.field)
+                not in found]
 
     def _already_stored(self, batch: _Batch) -> set[str]:
         """The replay guard: which of the batch's maybe-stored samples `samples` holds."""
