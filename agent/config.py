@@ -224,6 +224,9 @@ class SidecarConfig(Section):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ack_timeout_s: float = Field(5.0, gt=0, description="wait for the bus before spooling")
+    workers: int = Field(0, ge=0, le=64, description="processes that validate, redact and "
+                         "split exports (0: the receiving process does): in `up`, redaction "
+                         "then runs beside ingest and watch instead of sharing their core")
 
     @model_validator(mode="after")
     def _token(self) -> SidecarConfig:

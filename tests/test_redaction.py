@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from helpers import RunningAgent, post
+from helpers import RunningAgent, post, running_agent
 from watchkeeper.agent.config import (
     ConfigError,
     DenyList,
@@ -325,3 +325,43 @@ def test_a_card_in_groups_after_an_equals_sign_is_a_card() -> None:
     assert ALL.redact("card = 4111-1111-1111-1111")[1] == 1
     assert ALL.redact("= <4111 1111 1111 1111>") == ("= <[REDACTED:card]>", 1)
     assert ALL.redact("x = 4532015112830366") == ("x = 4532015112830366", 0)
+
+
+def test_worker_processes_redact_the_same_and_a_dead_one_is_replaced(tmp_path: Path) -> None:
+    """`sidecar.workers: 1`: the accept step runs in a worker process (redaction off the
+    process that runs ingest and watch). The stored sample is the same as in-process, the
+    counts reach /metrics, and a worker killed mid-life costs one 503 (which exporters retry),
+    after which a new worker takes the exports."""
+    import multiprocessing
+
+    import httpx
+
+    def request(n: int) -> bytes:
+        body = ExportTraceServiceRequest()
+        span = body.resource_spans.add().scope_spans.add().spans.add()
+        span.trace_id, span.span_id, span.name = bytes([n]) * 16, bytes([n]) * 8, "chat m"
+        span.attributes.add(key="gen_ai.request.model").value.string_value = "m"
+        span.attributes.add(key="gen_ai.input.messages").value.string_value = json.dumps(
+            [{"role": "user", "parts": [{"type": "text",
+                                         "content": f"I'm ann{n}@x.org, +44 20 7946 0958"}]}])
+        return body.SerializeToString()
+
+    def emails(api: str) -> float:  # the counter is the process's: earlier tests count too
+        found = re.search(r'wk_sidecar_redactions_total\{signal="traces",type="email"\} (\S+)',
+                          httpx.get(f"{api}/metrics", timeout=10).text)
+        return float(found[1]) if found else 0.0
+
+    with running_agent(tmp_path / "wk", **{"sidecar.workers": 1}) as agent:
+        [worker] = multiprocessing.active_children()
+        before = emails(agent.api)
+        assert post(f"{agent.http_endpoint}/v1/traces", request(1)).is_success
+        assert agent.wait_for("SELECT count() AS n FROM {db}.samples", 1) == 1
+        [row] = agent.query("SELECT prompt_text, redactions FROM {db}.samples")
+        assert row == {"prompt_text": "I'm [REDACTED:email], [REDACTED:phone]", "redactions": 2}
+        assert emails(agent.api) == before + 1  # counted in the worker, reported here
+        worker.kill()
+        worker.join(10)
+        answers = [post(f"{agent.http_endpoint}/v1/traces", request(n)).status_code
+                   for n in (2, 3)]
+        assert answers == [503, 200]
+        assert agent.wait_for("SELECT count() AS n FROM {db}.samples", 2) == 2

@@ -150,10 +150,11 @@ def test_a_pass_stored_but_not_committed_is_replayed_once(
 
 def test_a_crash_between_inserts_is_completed_by_the_replay(
         kafka_bus: KafkaBus, store: Store, config: WatchConfig, tmp_path: Path) -> None:
-    first = _lane(kafka_bus, FailsAfterScores(store),  # type: ignore[arg-type]
-                                 config, tmp_path)
+    first = _lane(kafka_bus, FailsAfterScores(store), config, tmp_path)
     with pytest.raises(OSError, match="stopped before inserting embeddings"):
-        first.step()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # empty steps until the group assigns partitions
+            first.step()
     first.consumer.close()  # killed
     landed = _shown(store)
     assert landed["scores"][0] > 0 and landed["embeddings"][0] == landed["flags"][0] == 0
@@ -171,8 +172,8 @@ def test_a_pass_that_fails_part_way_is_retried_whole(store: Store, config: Watch
     checked (though none lies below a replay horizon: nothing was stored before this run)."""
     bus = open_bus("memory://")
     _publish(bus)
-    watch = _lane(bus, FailsAfterScores(store),  # type: ignore[arg-type]
-                                 config.model_copy(update={"batch_max": N}), tmp_path)
+    watch = _lane(bus, FailsAfterScores(store), config.model_copy(update={"batch_max": N}),
+                  tmp_path)
     with pytest.raises(OSError):
         watch.step()
     assert watch.consumer.lag() == N  # nothing committed past the failed pass

@@ -1,17 +1,13 @@
-"""What the sidecar does to every accepted OTLP request, whatever the transport: validate ids,
-head-sample, apply the limits (counts, then redact, then value lengths: see limits.py), split
-by trace id and forward to the bus topic wk.spans; an export is acknowledged only once the bus
-holds it or the disk spool does.
+"""What the sidecar does to every accepted OTLP request, whatever the transport: the accept
+step (accept.py: validate, sample, limit, redact, split by trace id), in this process or in
+worker processes (workers.py), then forward to the bus topic wk.spans; an export is
+acknowledged only once the bus holds it or the disk spool does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -19,23 +15,12 @@ from watchkeeper.agent import metrics
 from watchkeeper.agent.bus import SIGNAL_HEADER, TOPIC_SPANS, Bus, BusError
 from watchkeeper.agent.bus import Message as BusMessage
 from watchkeeper.agent.config import SidecarConfig
-from watchkeeper.agent.sidecar.limits import Cuts, Limiter
-from watchkeeper.agent.sidecar.redaction import Redactor
-from watchkeeper.agent.sidecar.sampling import Sampler
-from watchkeeper.agent.sidecar.signals import (
-    LOGS,
-    SIGNALS,
-    TRACES,
-    Signal,
-    count,
-    items,
-    keep_only,
-)
+from watchkeeper.agent.sidecar.accept import Accepted, Steps
+from watchkeeper.agent.sidecar.signals import SIGNALS, Signal
 from watchkeeper.agent.sidecar.spool import Spool, SpoolFull
+from watchkeeper.agent.sidecar.workers import WorkerBroken, Workers
 
 log = logging.getLogger(__name__)
-
-M = TypeVar("M", bound=Message)
 
 
 # Requests over this are validated, redacted and split on a worker thread: redaction of a large
@@ -46,14 +31,6 @@ ACCEPT_INLINE_BYTES = 256 * 1024
 
 class Unavailable(Exception):
     """The bus cannot take data now: answer with a retryable status so exporters retry."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """OTLP partial success: how many items were rejected, and why."""
-
-    rejected: int = 0
-    message: str = ""
 
 
 class Forwarder:
@@ -133,79 +110,41 @@ class Forwarder:
 
 
 class Pipeline:
-    def __init__(self, config: SidecarConfig, forwarder: Forwarder) -> None:
+    def __init__(self, config: SidecarConfig, forwarder: Forwarder,
+                 workers: Workers | None = None) -> None:
         self.forwarder = forwarder
-        self.redactor = Redactor(config.redaction)
-        self.sampler = Sampler(config.sampling)
-        self.limiter = Limiter(config.limits)
-        # per signal, the in-place steps: sampling returns how many items it dropped,
-        # redaction how many values of each type it replaced
-        self._steps: dict[Signal, tuple[Callable[[Any], int],
-                                        Callable[[Any], Counter[str]]]] = {
-            TRACES: (self.sampler.traces, self.redactor.traces),
-            LOGS: (self.sampler.logs, self.redactor.logs)}
+        self.steps = Steps(config)
+        self.workers = workers
 
     async def export(self, request: Message, transport: str) -> Message:
         """Handle one OTLP export request; returns the OTLP response (with partial success)."""
         signal = next((s for s in SIGNALS if isinstance(request, s.request)), None)
         if signal is None:
             raise TypeError(f"not an OTLP export request: {type(request).__name__}")
-        if request.ByteSize() > ACCEPT_INLINE_BYTES:
-            outcome, messages = await asyncio.to_thread(self._accept, request, signal, transport)
+        if self.workers is not None:
+            try:
+                accepted = await self.workers.accept(request.SerializeToString(), signal)
+            except WorkerBroken as exc:
+                raise Unavailable(f"the sidecar's worker stopped: {exc}") from exc
+        elif request.ByteSize() > ACCEPT_INLINE_BYTES:
+            accepted = await asyncio.to_thread(self.steps.accept, request, signal)
         else:
-            outcome, messages = self._accept(request, signal, transport)
-        await self.forwarder.forward(messages)
-        return signal.respond(outcome.rejected, outcome.message)
-
-    def _accept(self, request: Message, signal: Signal,
-                transport: str) -> tuple[Outcome, list[BusMessage]]:
-        """Validate, sample and redact the request in place; then one bus message per trace."""
-        sample, redact = self._steps[signal]
-        metrics.RECEIVED.labels(signal.name, transport).inc(count(request, signal))
-        rejected = keep_only(request, signal, signal.valid)
-        metrics.REJECTED.labels(signal.name).inc(rejected)
-        metrics.SAMPLED_OUT.labels(signal.name).inc(sample(request))
-        _count_cuts(signal, self.limiter.counts(request, signal))
-        for kind, n in redact(request).items():
-            metrics.REDACTIONS.labels(signal.name, kind).inc(n)
-        _count_cuts(signal, self.limiter.values(request, signal))
+            accepted = self.steps.accept(request, signal)
+        _count(accepted, signal, transport)
         header = (SIGNAL_HEADER, signal.name.encode())
-        messages = [_message(part, trace_id, header)
-                    for trace_id, part in _split(request, signal).items()]
-        message = f"{rejected} {signal.noun} had invalid trace or span ids" if rejected else ""
-        return Outcome(rejected, message), messages
+        await self.forwarder.forward([BusMessage(TOPIC_SPANS, trace_id.hex().encode() or None,
+                                                 part, (header,))
+                                      for trace_id, part in accepted.parts])
+        why = (f"{accepted.rejected} {signal.noun} had invalid trace or span ids"
+               if accepted.rejected else "")
+        return signal.respond(accepted.rejected, why)
 
 
-def _count_cuts(signal: Signal, cuts: Cuts) -> None:
-    for limit, n in cuts.items():
+def _count(accepted: Accepted, signal: Signal, transport: str) -> None:
+    metrics.RECEIVED.labels(signal.name, transport).inc(accepted.received)
+    metrics.REJECTED.labels(signal.name).inc(accepted.rejected)
+    metrics.SAMPLED_OUT.labels(signal.name).inc(accepted.sampled_out)
+    for kind, n in accepted.redactions.items():
+        metrics.REDACTIONS.labels(signal.name, kind).inc(n)
+    for limit, n in accepted.cuts.items():
         metrics.LIMITED.labels(signal.name, limit).inc(n)
-
-
-def _message(part: Message, trace_id: bytes, header: tuple[str, bytes]) -> BusMessage:
-    return BusMessage(TOPIC_SPANS, trace_id.hex().encode() or None, part.SerializeToString(),
-                      (header,))
-
-
-def _split(request: M, signal: Signal) -> dict[bytes, M]:
-    """One bus message per trace, so that a trace's spans and logs share a partition."""
-    ids = {item.trace_id for item in items(request, signal)}
-    if len(ids) <= 1:
-        return {ids.pop(): request} if ids else {}
-    out: dict[bytes, M] = {}
-    for resource in getattr(request, signal.resources):
-        resource_parts: dict[bytes, Any] = {}
-        for scope in getattr(resource, signal.scopes):
-            scope_parts: dict[bytes, Any] = {}
-            for item in getattr(scope, signal.items):
-                target = scope_parts.get(item.trace_id)
-                if target is None:
-                    parent = resource_parts.get(item.trace_id)
-                    if parent is None:
-                        part = out.setdefault(item.trace_id, type(request)())
-                        parent = resource_parts[item.trace_id] = getattr(
-                            part, signal.resources).add(resource=resource.resource,
-                                                        schema_url=resource.schema_url)
-                    target = scope_parts[item.trace_id] = getattr(parent, signal.scopes).add(
-                        scope=scope.scope, schema_url=scope.schema_url)
-                getattr(target, signal.items).append(item)
-    return out

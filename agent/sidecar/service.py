@@ -19,6 +19,7 @@ from watchkeeper.agent.sidecar import grpc_receiver
 from watchkeeper.agent.sidecar import http as otlp_http
 from watchkeeper.agent.sidecar.pipeline import Forwarder, Pipeline
 from watchkeeper.agent.sidecar.spool import Spool
+from watchkeeper.agent.sidecar.workers import Workers
 
 log = logging.getLogger(__name__)
 GRPC_GRACE_S = 5.0
@@ -35,7 +36,8 @@ class SidecarService:
         if settings.bus.startswith("kafka") and s.spool.enabled:
             spool = Spool(s.spool.directory or settings.data_dir / "spool", s.spool.max_bytes)
         self.forwarder = Forwarder(bus, spool, s.ack_timeout_s)
-        self.pipeline = Pipeline(s, self.forwarder)
+        self.workers = Workers(s, s.workers) if s.workers else None
+        self.pipeline = Pipeline(s, self.forwarder, self.workers)
         self.http_port = 0
         self.grpc_port = 0
         self._http: web.AppRunner | None = None
@@ -45,6 +47,8 @@ class SidecarService:
 
     async def start(self) -> None:
         tokens = TokenCheck(self.config.token)
+        if self.workers is not None:
+            await self.workers.warm()
         if self.forwarder.spool is not None:
             self._replay = asyncio.create_task(self.forwarder.replay(self._stop_replay))
         self._http = await otlp_http.serve(
@@ -73,6 +77,8 @@ class SidecarService:
         if self._replay is not None:
             self._stop_replay.set()
             await self._replay
+        if self.workers is not None:  # the receivers are closed: no export is in a worker
+            await asyncio.to_thread(self.workers.close)
         try:
             await asyncio.to_thread(self.bus.flush, seconds_left(deadline))
         except BusError as exc:  # ingest commits only what the bus holds: nothing is lost
