@@ -79,6 +79,11 @@ return [...document.querySelectorAll(
 }).map((cell) => cell.textContent);"""
 
 
+SPAN = """
+const board = document.querySelector('section.board').dataset;
+return (Date.parse(board.end) - Date.parse(board.start)) / 1000;"""
+
+
 def wk(*args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **OFFLINE})
@@ -156,7 +161,8 @@ def problems(driver: WebDriver) -> list[str]:
             if entry["level"] == "SEVERE"]
 
 
-def check_board(driver: WebDriver, board: dict[str, Any]) -> None:
+def check_board(driver: WebDriver, board: dict[str, Any], span: float) -> None:
+    """`span`: the board's range in seconds; a time axis may widen it to a day's bucket."""
     panels = driver.find_elements(By.CSS_SELECTOR, "article.panel")
     assert [p.get_attribute("data-panel") for p in panels] == [p["title"] for p in
                                                                 board["panels"]]
@@ -166,8 +172,11 @@ def check_board(driver: WebDriver, board: dict[str, Any]) -> None:
         if panel.get_attribute("data-state") == "nodata":
             assert "No data" in panel.text
         elif "timeseries" in str(panel.get_attribute("class")):
-            assert driver.execute_script(COLOURED_PIXELS, panel) > 50, \
-                f"{panel.get_attribute('data-panel')}: no visible line"
+            name = panel.get_attribute("data-panel")
+            assert driver.execute_script(COLOURED_PIXELS, panel) > 50, f"{name}: no line"
+            low, high = map(float, str(panel.find_element(By.CSS_SELECTOR, ".body")
+                                       .get_attribute("data-xrange")).split(","))
+            assert high - low <= span + 86_400, f"{name}: a time axis of {high - low:.0f} s"
     assert driver.execute_script(OVERLAPS) == []
     assert driver.execute_script(WRAPPED) == []
 
@@ -182,7 +191,7 @@ def test_every_board_draws_its_panels_after_login(agent: Service, browser: WebDr
     for name, board in BOARDS.items():
         browser.get(f"{agent.api}/ui/?board={name}&refresh=0")
         rendered(browser)
-        check_board(browser, board)
+        check_board(browser, board, float(browser.execute_script(SPAN)))
         with_data += len(browser.find_elements(By.CSS_SELECTOR, "[data-state=data]"))
         screenshot(browser, f"board-{name}")
         if name == "overview":

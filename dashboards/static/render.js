@@ -89,9 +89,11 @@ const WK = (() => {
     const options = {
       width: Math.max(body.clientWidth, 200), height: Math.max(body.clientHeight - 40, 100),
       series,
-      // The board's range, widened to data outside it (a daily bucket starts before it).
-      scales: {x: {time: true, range: (_u, min, max) => [Math.min(start, min ?? start),
-                                                          Math.max(end, max ?? end)]},
+      // The board's range, widened to data outside it (a daily bucket starts before it);
+      // fixed (auto: false), or uPlot stretches one x value to a thousand days.
+      scales: {x: {time: true, auto: false,
+                   range: [Math.min(start, frame.times[0]),
+                           Math.max(end, frame.times[frame.times.length - 1])]},
                y: {range: yRange(panel.unit)}},
       axes: [{}, {values: (_u, ticks) => ticks.map((t) => format(t, panel.unit)), size: 70}],
       legend: {live: false},
@@ -99,10 +101,14 @@ const WK = (() => {
       fmtDate: (template) => uPlot.fmtDate(template.replace(/\{h\}/g, "{HH}")
         .replace(/\{aa\}/g, "").replace("{M}/{D}/{YY}", "{YYYY}-{MM}-{DD}")),  // 24 h, ISO
       cursor: {drag: {x: true, y: false}},
-      hooks: onZoom ? {setSelect: [(u) => {
-        if (u.select.width < 5) return;
-        onZoom(u.posToVal(u.select.left, "x"), u.posToVal(u.select.left + u.select.width, "x"));
-      }]} : {},
+      hooks: {
+        // what was drawn, for people's tools and the browser tests
+        draw: [(u) => { body.dataset.xrange = `${u.scales.x.min},${u.scales.x.max}`; }],
+        setSelect: onZoom ? [(u) => {
+          if (u.select.width < 5) return;
+          onZoom(u.posToVal(u.select.left, "x"), u.posToVal(u.select.left + u.select.width, "x"));
+        }] : [],
+      },
     };
     const data = [frame.times].concat(frame.series.map((s) => s.values));
     const plot = new uPlot(options, data, body);
@@ -116,7 +122,8 @@ const WK = (() => {
   function renderBoard(container, board, options) {
     const opts = options || {};
     const grid = el("div", {class: "grid"});
-    const section = el("section", {class: "board", "data-board": board.name},
+    const section = el("section", {class: "board", "data-board": board.name,
+                                   "data-start": board.start, "data-end": board.end},
       opts.heading ? el("h2", {text: board.title}) : null,
       el("p", {class: "muted", text: board.description}), grid);
     container.append(section);
