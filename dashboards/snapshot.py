@@ -132,7 +132,7 @@ def fitted_range(run: Run, database: str, lookback: timedelta, now: datetime) ->
     if not rows or not rows[0][2]:
         return time_range(now - timedelta(hours=1), now)
     first, last = (_utc(v) for v in rows[0][:2])
-    pad = max((last - first) * 0.05, timedelta(seconds=30))
+    pad = max((last - first) * 0.05, timedelta(seconds=5))
     return time_range(first - pad, min(last + pad, now + pad))
 
 
