@@ -67,6 +67,7 @@ class PanelData(BaseModel):
     more_rows: int = 0  # table rows past MAX_TABLE_ROWS, not sent
     value: Cell = None  # a stat's number
     frame: Frame | None = None
+    style: Literal["line", "bars"] = "line"  # Grafana's drawStyle; bars are stacked
     error: str = ""  # the query failed: the panel says so, the others still draw
 
 
@@ -176,6 +177,17 @@ def frame(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Frame:
                                       for name, series in sorted(points.items())])
 
 
+def stacked(data: Frame) -> Frame:
+    """Each series on top of those before it (Grafana's stacking "normal"), listed top first:
+    drawn in that order, every band shows below the ones that follow."""
+    totals = [0.0] * len(data.times)
+    tops = []
+    for series in data.series:
+        totals = [t + (v or 0.0) for t, v in zip(totals, series.values, strict=True)]
+        tops.append(Series(name=series.name, values=list(totals)))
+    return Frame(times=data.times, series=tops[::-1])
+
+
 def _column_units(panel: dict[str, Any], columns: list[str]) -> list[str]:
     """Grafana's per-field unit overrides (by name or regex) applied to a table's columns."""
     units = [panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "")] * len(columns)
@@ -207,7 +219,10 @@ def panel_data(panel: dict[str, Any], run: Run, window: TimeRange,
     if kind == "stat":
         data.value = cell(rows[0][0]) if rows and rows[0] else None
     elif kind == "timeseries":
+        custom = panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {})
         data.frame = frame(columns, rows)
+        if custom.get("drawStyle") == "bars":
+            data.style, data.frame = "bars", stacked(data.frame)
     else:
         data.columns, data.units = list(columns), _column_units(panel, list(columns))
         data.rows = [[cell(v) for v in row] for row in rows[:MAX_TABLE_ROWS]]

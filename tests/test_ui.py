@@ -198,3 +198,17 @@ def test_ranges_and_steps() -> None:
     assert step_for(now - timedelta(minutes=1), now) == 1
     assert step_for(now - timedelta(hours=1), now) == 30
     assert step_for(now - timedelta(days=7), now) == 7200
+
+
+def test_bars_stack_as_grafana_stacks_them() -> None:
+    """"Cost per day by service" is drawn as Grafana draws it: bars, stacked (each series on
+    the ones before it), listed top first so every band shows."""
+    from watchkeeper.dashboards.snapshot import Frame, Series, stacked
+
+    data = Frame(times=[1.0, 2.0], series=[Series(name="a", values=[1.0, None]),
+                                           Series(name="b", values=[2.0, 3.0])])
+    assert [(s.name, s.values) for s in stacked(data).series] == [
+        ("b", [3.0, 3.0]), ("a", [1.0, 0.0])]
+    panel = next(p for p in build_all("watchkeeper")["cost"]["panels"]
+                 if p["title"] == "Cost per day by service")
+    assert panel["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars"

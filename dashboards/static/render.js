@@ -79,12 +79,17 @@ const WK = (() => {
     const frame = panel.frame;
     if (!frame || !frame.times.length) { body.append(noData()); return null; }
     const sparse = frame.times.length < 60;
-    const series = [{}].concat(frame.series.map((s, i) => ({
-      label: s.name, stroke: COLORS[i % COLORS.length], width: 2,
-      dash: DASHES[i % DASHES.length],
-      spanGaps: true, points: {show: sparse, size: 6},
-      value: (_u, v) => format(v, panel.unit),
-    })));
+    const bars = panel.style === "bars";  // stacked: each series' values include those below
+    const series = [{}].concat(frame.series.map((s, i) => {
+      const colour = COLORS[(bars ? frame.series.length - 1 - i : i) % COLORS.length];
+      return bars
+        ? {label: s.name, stroke: colour, fill: colour, width: 1,
+           paths: uPlot.paths.bars({size: [0.6, 48]}), points: {show: false},
+           value: (_u, v) => format(v, panel.unit)}
+        : {label: s.name, stroke: colour, width: 2, dash: DASHES[i % DASHES.length],
+           spanGaps: true, points: {show: sparse, size: 6},
+           value: (_u, v) => format(v, panel.unit)};
+    }));
     const start = Date.parse(board.start) / 1000, end = Date.parse(board.end) / 1000;
     const options = {
       width: Math.max(body.clientWidth, 200), height: Math.max(body.clientHeight - 40, 100),
