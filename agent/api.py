@@ -50,6 +50,13 @@ def _json(payload: Any, status: int = 200,
                         content_type="application/json", headers=headers)
 
 
+def _busy(why: str) -> web.HTTPTooManyRequests:
+    """429 with the reason, raised from a helper that returns no response of its own."""
+    return web.HTTPTooManyRequests(text=json.dumps({"error": why}),
+                                   content_type="application/json",
+                                   headers={"Retry-After": "5"})
+
+
 def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         tokens: TokenCheck, emitter: EvaluationEmitter | None = None,
         cost: CostConfig | None = None, database: str = "watchkeeper") -> web.Application:
@@ -107,10 +114,7 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         try:
             await asyncio.wait_for(slots.acquire(), sandbox.limits.queue_timeout_s)
         except TimeoutError:
-            raise web.HTTPTooManyRequests(
-                text=json.dumps({"error": f"all {sandbox.limits.max_concurrent} query slots "
-                                          "are busy"}),
-                content_type="application/json", headers={"Retry-After": "5"}) from None
+            raise _busy(f"all {sandbox.limits.max_concurrent} query slots are busy") from None
         try:
             return await asyncio.get_running_loop().run_in_executor(workers, call)
         finally:
@@ -150,9 +154,7 @@ def app(store: Store | None, sandbox: Sandbox | None, readiness: Readiness,
         try:
             return await in_slot(lambda: answer(database, panel_sql, request))
         except QueryBusy as exc:
-            raise web.HTTPTooManyRequests(text=json.dumps({"error": str(exc)}),
-                                          content_type="application/json",
-                                          headers={"Retry-After": "5"}) from None
+            raise _busy(str(exc)) from None
 
     async def close_workers(_: web.Application) -> None:
         if workers is not None:

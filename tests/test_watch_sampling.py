@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +31,17 @@ CALLS = {
     "fine": ("What is 2+2?", "2+2 is 4."),
     "empty": ("Summarise this.", ""),
 }
+
+
+QUALITY = {"name": "quality", "kind": "heuristics",
+           "thresholds": {"refusal": 1.0, "pii": 1.0, "empty": 1.0}}
+
+
+def _judge(url: str, **sampling: Any) -> dict[str, Any]:
+    """An LLM judge on the local judge server, one rubric, with this sampling policy."""
+    return {"name": "judge", "kind": "llm_judge",
+            "options": {"base_url": url, "model": "judge", "rubrics": {"harmfulness": None}},
+            "sampling": sampling}
 
 
 def _choose(policy: SamplingPolicy, sample_id: str = "s1", service: str = "chat",
@@ -109,13 +121,8 @@ def test_an_agent_judges_what_cheap_watchers_flagged_within_its_budget(tmp_path:
     receiver = Receiver()  # where evaluation events go
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     try:
-        watchers = [
-            {"name": "quality", "kind": "heuristics",
-             "thresholds": {"refusal": 1.0, "pii": 1.0, "empty": 1.0}},
-            {"name": "judge", "kind": "llm_judge",
-             "options": {"base_url": judge.url, "model": "judge",
-                         "rubrics": {"harmfulness": None}},
-             "sampling": {"after": ["quality"], "only_after": True, "calls_per_minute": 2}}]
+        watchers = [QUALITY, _judge(judge.url, after=["quality"], only_after=True,
+                                    calls_per_minute=2)]
         with running_agent(tmp_path / "wk", watch=True, **{
                 "watch.watchers": watchers, "sidecar.redaction.enabled": False,
                 "evaluations.export.endpoint": receiver.url,
@@ -169,13 +176,7 @@ def test_a_slow_judge_holds_up_only_its_own_lane(tmp_path: Path) -> None:
     judge's; a call both sampled by rate and flagged is judged once."""
     judge = JudgeServer()
     try:
-        watchers = [
-            {"name": "quality", "kind": "heuristics",
-             "thresholds": {"refusal": 1.0, "pii": 1.0, "empty": 1.0}},
-            {"name": "judge", "kind": "llm_judge",
-             "options": {"base_url": judge.url, "model": "judge",
-                         "rubrics": {"harmfulness": None}},
-             "sampling": {"after": ["quality"]}}]
+        watchers = [QUALITY, _judge(judge.url, after=["quality"])]
         calls = {"slow": ("Answer me", "I will answer this slowly, step by step."), **CALLS}
         with running_agent(tmp_path / "wk", watch=True, **{
                 "watch.watchers": watchers, "sidecar.redaction.enabled": False}) as agent:
@@ -201,9 +202,7 @@ def test_a_judge_behind_by_more_than_its_max_delay_skips_to_current_traffic(
     `_skipped` rows (reason backlog) and cost no call; current calls are judged."""
     judge = JudgeServer()
     try:
-        watchers = [{"name": "judge", "kind": "llm_judge",
-                     "options": {"base_url": judge.url, "model": "judge",
-                                 "rubrics": {"harmfulness": None}}}]
+        watchers = [_judge(judge.url)]
         with running_agent(tmp_path / "wk", watch=True, **{
                 "watch.watchers": watchers, "sidecar.redaction.enabled": False}) as agent:
             assert post(f"{agent.http_endpoint}/v1/traces", _aged(CALLS, 2)).is_success
