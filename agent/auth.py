@@ -71,6 +71,8 @@ class Sessions:
         if not value or value.count(".") != 1:
             return False
         expiry, signature = value.split(".")
-        if not expiry.isdigit() or int(expiry) < (time.time() if now is None else now):
+        # a plausible epoch second only: a hostile cookie of thousands of digits is no int
+        if not (expiry.isdigit() and len(expiry) <= 12) \
+                or int(expiry) < (time.time() if now is None else now):
             return False
         return hmac.compare_digest(signature.encode(), self._sign(int(expiry)).encode())

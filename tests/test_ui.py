@@ -71,6 +71,9 @@ def test_pages_ask_for_the_token_and_the_cookie_holds_a_session_not_the_token(
     expired = Sessions()
     assert not expired.valid(expired.issue(now=time.time() - 2 * expired.ttl_s))
     assert forged.status_code == 401
+    for cookie in ("9" * 5000 + ".ab", "a.b.c", "", ".", "12.zz"):  # garbage: 401, never 500
+        answer = httpx.get(f"{agent.api}/api/dashboards", cookies={Sessions.COOKIE: cookie})
+        assert answer.status_code == 401, cookie[:20]
 
     out = client.post("/ui/logout")
     assert out.status_code == 303 and out.headers["location"] == "/ui/login"
