@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -45,8 +46,8 @@ def add_routes(application: web.Application, *, database: str, tokens: TokenChec
     def gate(page_name: page.LivePage) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
             if not authorised(request):
-                target = request.path_qs
-                raise web.HTTPFound(f"/ui/login?next={target}" if tokens.required else "/ui/")
+                target = urlencode({"next": request.path_qs})  # keeps the page's own query
+                raise web.HTTPFound(f"/ui/login?{target}" if tokens.required else "/ui/")
             return _html(page.live(page_name, logout=tokens.required))
         return serve
 

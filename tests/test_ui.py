@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -42,9 +43,16 @@ def logged_in(agent: RunningAgent) -> httpx.Client:
 def test_pages_ask_for_the_token_and_the_cookie_holds_a_session_not_the_token(
         agent: RunningAgent) -> None:
     anonymous = httpx.Client(base_url=agent.api, timeout=30)
-    to_login = anonymous.get("/ui/review?status=all")
-    assert to_login.status_code == 302
-    assert to_login.headers["location"] == "/ui/login?next=/ui/review?status=all"
+    to_login = anonymous.get("/ui/review?status=all&watcher=toxicity")
+    assert to_login.status_code == 302  # the page's whole query survives the login
+    login_url = urlsplit(to_login.headers["location"])
+    assert login_url.path == "/ui/login"
+    assert parse_qs(login_url.query) == {"next": ["/ui/review?status=all&watcher=toxicity"]}
+    back = anonymous.get(to_login.headers["location"])
+    assert "value='/ui/review?status=all&amp;watcher=toxicity'" in back.text
+    again = httpx.post(f"{agent.api}/ui/login", data={
+        "token": TOKEN, "next": "/ui/review?status=all&watcher=toxicity"})
+    assert again.headers["location"] == "/ui/review?status=all&watcher=toxicity"
     form = anonymous.get("/ui/login", params={"next": "/ui/review"})
     assert form.status_code == 200 and "name='token'" in form.text
     assert "default-src 'none'" in form.headers["content-security-policy"]
