@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 ## Ingest's compiled span-to-row path (native/, Rust): built when cargo is on the machine;
 ## without it ingest takes the Python path (slower, same rows).
 NATIVE := $(VENV)/.installed-native
-$(NATIVE): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+$(NATIVE): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs native/src/*/*.rs)
 	@if command -v cargo >/dev/null; then \
 	  $(BIN)/python -m pip install --quiet ./native; \
 	else echo "no Rust toolchain (cargo): ingest will take the Python path"; fi

@@ -19,6 +19,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -113,6 +114,23 @@ class RedactionPolicy(Section):
                 and any(fnmatch.fnmatchcase(key, g) for g in self.attributes))
 
 
+def _yaml_switch(value: Any) -> Any:
+    """YAML reads a bare on/off as a boolean."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+def _native_installed(value: str) -> str:
+    if value == "on" and importlib.util.find_spec("watchkeeper_native") is None:
+        raise ValueError("the watchkeeper-native package is not installed "
+                         "(pip install ./native, which needs a Rust toolchain)")
+    return value
+
+
+# Whether a step uses its compiled path (package watchkeeper-native, built from native/).
+NativeSwitch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_yaml_switch),
+                         AfterValidator(_native_installed)]
+
+
 class RedactionConfig(Section):
     enabled: bool = True
     builtin: list[Builtin] = Field(
@@ -132,6 +150,10 @@ class RedactionConfig(Section):
     # Where the model server lives, not what the user said: left readable for debugging.
     skip_attributes: list[str] = Field(
         default_factory=lambda: ["server.address", "gen_ai.openai.api_base"])
+    native: NativeSwitch = Field(
+        "auto", description="the compiled detectors (package watchkeeper-native) for plain "
+                            "ASCII values, the same findings as the Python ones: auto uses "
+                            "them when installed, on requires them, off never uses them")
 
     @field_validator("phone_regions")
     @classmethod
@@ -241,23 +263,9 @@ class IngestConfig(Section):
     join_window_s: float = Field(2.0, ge=0, description="how long a span waits for its logs")
     hash_user_ids: bool = True
     user_id_salt: SecretStr = SecretStr("")
-    native: Literal["auto", "on", "off"] = Field(
+    native: NativeSwitch = Field(
         "auto", description="the compiled span-to-row path (package watchkeeper-native): "
                             "auto uses it when installed, on requires it, off never uses it")
-
-    @field_validator("native", mode="before")
-    @classmethod
-    def _yaml_switch(cls, value: Any) -> Any:
-        """YAML reads a bare on/off as a boolean."""
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-
-    @field_validator("native")
-    @classmethod
-    def _native_installed(cls, value: str) -> str:
-        if value == "on" and importlib.util.find_spec("watchkeeper_native") is None:
-            raise ValueError("the watchkeeper-native package is not installed "
-                             "(pip install ./native, which needs a Rust toolchain)")
-        return value
 
 
 class StoreConfig(Section):

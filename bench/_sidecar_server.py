@@ -1,6 +1,7 @@
 """The sidecar under test: `Runtime(settings, ingest=False)` on the embedded bus, as one process.
 
-    python bench/_sidecar_server.py [--no-redaction] [--wal batch|interval|off]
+    python bench/_sidecar_server.py [--no-redaction] [--redaction-native auto|off]
+                                    [--wal batch|interval|off]
 
 Prints one JSON line `{"event": "ready", "otlp_http": PORT, ...}` once it listens, and on
 SIGTERM drains, then prints `{"event": "stats", ...}` and exits. `bench/sidecar_throughput.py`
@@ -91,13 +92,16 @@ def redaction_check(message: bytes | None) -> dict[str, object]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-redaction", action="store_true")
+    parser.add_argument("--redaction-native", choices=("auto", "off"), default="auto")
     parser.add_argument("--wal", choices=("batch", "interval", "off"), default="batch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wk-bench-sidecar-") as tmp:
         settings = Settings(
             data_dir=Path(tmp), bus="embedded://", log_level="warning",
             sidecar=SidecarConfig(otlp_http_port=0, otlp_grpc_port=0,
-                                  redaction=RedactionConfig(enabled=not args.no_redaction)),
+                                  redaction=RedactionConfig(
+                                      enabled=not args.no_redaction,
+                                      native=args.redaction_native)),
             api=ApiConfig(port=0), wal=WalConfig(fsync="interval" if args.wal == "interval"
                                                  else "batch"),
         )

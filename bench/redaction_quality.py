@@ -92,9 +92,10 @@ def replace_spans(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
 
 
 # --- rows ---------------------------------------------------------------------------------------
-def watchkeeper_row(source: str | None = None) -> Redact:
-    """The sidecar's Redactor with the default RedactionConfig; or the `Redactor` class of the
-    module at `source` (an earlier version of the file, to compare before and after)."""
+def watchkeeper_row(source: str | None = None, native: str = "auto") -> Redact:
+    """The sidecar's Redactor with the default RedactionConfig (`native`: its compiled
+    detectors, auto or off); or the `Redactor` class of the module at `source` (an earlier
+    version of the file, to compare before and after)."""
     from watchkeeper.agent.config import RedactionConfig
 
     if source:
@@ -109,7 +110,7 @@ def watchkeeper_row(source: str | None = None) -> Redact:
     else:
         from watchkeeper.agent.sidecar.redaction import Redactor
 
-        redactor = Redactor(RedactionConfig())
+        redactor = Redactor(RedactionConfig(native=native))
     return lambda text: redactor.redact(text)[0]
 
 
@@ -515,6 +516,8 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=8,
                         help="print this many dev misses and false redactions of watchkeeper")
     parser.add_argument("--tag", help="write bench/out/redaction_quality-<tag>.json")
+    parser.add_argument("--native", choices=["auto", "off"], default="auto",
+                        help="the watchkeeper row's compiled detectors (redaction.native)")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--markdown", action="store_true",
                         help="also print the tables as Markdown (docs/redaction.md)")
@@ -547,7 +550,7 @@ def main() -> None:
     notes: dict[str, Any] = {}
     for row in args.rows.split(","):
         try:
-            redact = (watchkeeper_row(args.redactor_file) if row == "watchkeeper"
+            redact = (watchkeeper_row(args.redactor_file, args.native) if row == "watchkeeper"
                       else libraries_row() if row == "libraries" else None)
         except Exception as e:
             results[row] = {"error": f"{type(e).__name__}: {e}"}

@@ -2,6 +2,7 @@
 
     python bench/sidecar_throughput.py [--windows 5] [--window-s 4] [--concurrency 4]
                                        [--spans 256] [--spans-per-trace 1] [--prompt-bytes 1024]
+                                       [--redaction-native auto|off] [--no-redaction]
 
 The sidecar (`Runtime(settings, ingest=False)`, memory bus, redaction on, see
 bench/_sidecar_server.py) runs in its own process pinned to CPU 0 with `taskset`; the load
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     server_cmd = [sys.executable, str(HERE / "_sidecar_server.py")]
     if args.no_redaction:
         server_cmd.append("--no-redaction")
-    server_cmd += ["--wal", args.wal]
+    server_cmd += ["--wal", args.wal, "--redaction-native", args.redaction_native]
     server = subprocess.Popen(pinned(args.sidecar_cpu, server_cmd), stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -184,6 +185,8 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=8, help="distinct pre-encoded bodies")
     parser.add_argument("--tag", help="write bench/out/<name>-<tag>.json (a variant run)")
     parser.add_argument("--no-redaction", action="store_true")
+    parser.add_argument("--redaction-native", choices=("auto", "off"), default="auto",
+                        help="the compiled detectors (sidecar.redaction.native)")
     parser.add_argument("--wal", choices=("batch", "interval", "off"), default="batch",
                         help="the embedded bus's write-ahead log: its fsync policy, or none "
                              "(memory only, the reference for what the log costs)")

@@ -4,9 +4,11 @@ and the counts that travel with the record, through the real sidecar."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -317,6 +319,19 @@ def test_escaped_json_through_the_sidecar(agent: RunningAgent) -> None:
     assert stored[0]["parts"][0]["content"] == row["prompt_text"] == (
         "Grüße aus Köln, 東京 too: write to [REDACTED:email]")
     assert "john.doe" not in row["input_messages"] and row["redactions"] == 1
+
+
+@pytest.mark.parametrize("native", ["auto", "off"])
+def test_hostile_jwt_header_and_a3t_key_ids(native: Literal["auto", "off"]) -> None:
+    """A header nested past the JSON parser's depth finds nothing (it raised before); an
+    A3T access key id brings its secret key along like AKIA ones."""
+    redactor = Redactor(RedactionConfig(native=native))
+    nested = '{"a":' + "[" * 5000 + "]" * 5000 + "}"
+    header = base64.urlsafe_b64encode(nested.encode()).decode().rstrip("=")
+    token = f"{header}.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl"
+    assert redactor.redact(f"token {token}") == (f"token {token}", 0)
+    pair = "A3TXK7RQ2MNB4WZL5PCD and wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    assert redactor.redact(pair) == ("[REDACTED:api_key] and [REDACTED:api_key]", 2)
 
 
 def test_a_card_in_groups_after_an_equals_sign_is_a_card() -> None:

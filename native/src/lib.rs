@@ -8,15 +8,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc; // rows are many small a
 
 mod messages;
 mod pyjson;
+mod redact;
 mod row;
 mod rules;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
 
+use redact::request::{Target, Walk};
+use redact::scanner::{Gate, Scanner};
+use redact::text::{Checks, Finding, Text, plain_ascii};
 use row::{Ctx, Options, Outcome, SampleRow};
 
 /// (samples, span rows, deferred span indexes); `None` when the request does not decode.
@@ -107,10 +111,117 @@ fn decode_traces<'py>(
     decoded.into_iter().map(|d| d.map(|d| to_python(py, d))).collect()
 }
 
+/// The Python object whose `valid(check, value)` and `phone(candidate, before)` the
+/// detectors call for the checks left to python-stdnum and libphonenumber. A check that
+/// raises says no, as the Python detectors' own wrappers do.
+struct PyChecks<'py>(Bound<'py, PyAny>);
+
+impl Checks for PyChecks<'_> {
+    fn valid(&self, check: &str, value: &str) -> bool {
+        self.0.call_method1("valid", (check, value)).and_then(|r| r.is_truthy()).unwrap_or(false)
+    }
+
+    fn phone(&self, candidate: &str, before: &str) -> Option<String> {
+        self.0
+            .call_method1("phone", (candidate, before))
+            .and_then(|r| r.extract::<Option<String>>())
+            .ok()
+            .flatten()
+    }
+}
+
+type PyFinding = (usize, usize, String, String);
+
+fn to_tuple(f: Finding) -> PyFinding {
+    (f.start, f.end, f.kind, f.value)
+}
+
+/// The compiled detectors of one redaction config (redact/scanner.rs), and the walk over
+/// values and requests that tells Python which values it need not look at.
+#[pyclass(frozen, module = "watchkeeper_native")]
+struct RedactionScanner {
+    scanner: Scanner,
+    checks: Py<PyAny>,
+    skip: Vec<String>,
+    mask: bool,
+}
+
+#[pymethods]
+impl RedactionScanner {
+    /// `detectors`: (name, digits, token_run, marks) each, the gate of scanner.py's
+    /// `Detector`; `ranked`: the enabled types, the one that wins an overlap first; `skip`:
+    /// attribute keys left alone; `mask`: whether every finding is masked (no policies, the
+    /// default action). A name this build lacks raises.
+    #[new]
+    fn new(
+        detectors: Vec<(String, usize, bool, Vec<String>)>,
+        ranked: Vec<String>,
+        skip: Vec<String>,
+        mask: bool,
+        checks: Py<PyAny>,
+    ) -> PyResult<Self> {
+        let detectors = detectors
+            .into_iter()
+            .map(|(name, digits, token_run, marks)| {
+                redact::detector(&name)
+                    .map(|d| (d, Gate { digits, token_run, marks }))
+                    .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(name))
+            })
+            .collect::<PyResult<_>>()?;
+        Ok(RedactionScanner { scanner: Scanner::new(detectors, ranked, !mask), checks, skip, mask })
+    }
+
+    /// Every finding in detector order; None when the text or its context is not plain
+    /// ASCII (the Python detectors take it).
+    fn scan(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyString>,
+        context: &Bound<'_, PyString>,
+    ) -> Option<Vec<PyFinding>> {
+        // a lone surrogate (from a \ud800 escape) is no UTF-8: Python's to judge
+        let (text, context) = (text.to_str().ok()?, context.to_str().ok()?);
+        let checks = PyChecks(self.checks.bind(py).clone());
+        let found = self.scanner.scan(text, context, &checks)?;
+        Some(found.into_iter().map(to_tuple).collect())
+    }
+
+    /// The spans (or log records) of an encoded request with values to change (request.rs
+    /// `Target`); None when the request does not decode.
+    fn targets(&self, py: Python<'_>, body: &[u8], logs: bool) -> Option<Vec<Target>> {
+        let checks = PyChecks(self.checks.bind(py).clone());
+        let walk =
+            Walk { scanner: &self.scanner, checks: &checks, skip: &self.skip, mask: self.mask };
+        if logs { walk.logs(body) } else { walk.traces(body) }
+    }
+}
+
+/// One compiled detector on its own, ungated (for the differential tests); None when the
+/// text or context is not plain ASCII or no detector has that name.
+#[pyfunction]
+fn redaction_detect(
+    py: Python<'_>,
+    name: &str,
+    text: &Bound<'_, PyString>,
+    context: &Bound<'_, PyString>,
+    checks: Py<PyAny>,
+) -> Option<Vec<PyFinding>> {
+    let detect = redact::detector(name)?;
+    let (text, context) = (text.to_str().ok()?, context.to_str().ok()?);
+    if !plain_ascii(text) || !plain_ascii(context) {
+        return None;
+    }
+    let checks = PyChecks(checks.bind(py).clone());
+    Some(detect(&Text::new(text, context), &checks).into_iter().map(to_tuple).collect())
+}
+
 #[pymodule]
 fn watchkeeper_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SAMPLE_COLUMNS", row::SAMPLE_COLUMNS.to_vec())?;
     m.add("SAMPLE_FIELDS", SAMPLE_FIELDS.to_vec())?;
+    m.add("REDACTION_DETECTORS", redact::names())?;
     m.add_class::<Rules>()?;
+    m.add_class::<RedactionScanner>()?;
+    m.add_function(wrap_pyfunction!(redaction_detect, m)?)?;
     m.add_function(wrap_pyfunction!(decode_traces, m)?)
 }

@@ -149,7 +149,7 @@ pub fn dumps(value: &Value, out: &mut String) {
     }
 }
 
-fn ascii_string(s: &str, out: &mut String) {
+pub fn ascii_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

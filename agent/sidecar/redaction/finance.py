@@ -5,6 +5,7 @@ numbers, UK sort codes)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from stdnum import iban, luhn
 from stdnum.us import rtn
@@ -12,6 +13,8 @@ from stdnum.us import rtn
 from watchkeeper.agent.sidecar.redaction.text import Finding, Text, mentions, word_char
 
 CARD_DIGITS = range(13, 20)
+# The checks the compiled detectors leave to Python (compiled.py), by name.
+CHECKS: dict[str, Callable[[str], bool]] = {"iban": iban.is_valid, "rtn": rtn.is_valid}
 # Issuer prefixes (Visa, Mastercard incl. 2-series, Amex, Diners, JCB, Discover, UnionPay,
 # Maestro, Mir, RuPay): timestamps (1…), ISBNs (978…, 979…) and most ids start elsewhere.
 _ISSUER = re.compile(r"4|5[0-8]|2(?:2[0-9]|[3-6]\d|7[0-2])|3[0456789]|6|8[12]")

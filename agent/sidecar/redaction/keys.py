@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 
 from watchkeeper.agent.sidecar.redaction.text import Finding, Text, entropy, mentions, positions
 
@@ -85,14 +86,14 @@ def provider_keys(text: Text) -> list[Finding]:
              for start, end in text.token_runs()
              for m in _PROVIDER.finditer(s, max(0, start - _LOOKBACK), end) if _key_body(m.group())]
     # an AWS secret key has no prefix of its own; it stands next to its access key id
-    return found + [secret for f in found if f.value[:4] in _AWS_IDS
+    return found + [secret for f in found if f.value.startswith(_AWS_IDS)
                     for secret in _aws_secrets(s, f.end)]
 
 
 _PREFIX = re.compile(r"^(?:[A-Za-z0-9]{1,12}[_\-.])+")
 _PLACEHOLDER_WORDS = ("xxxx", "your", "here", "placeholder", "dummy", "fake", "redacted",
                       "changeme", "insert", "replace", "<", "...", "****")
-_AWS_IDS = frozenset({"AKIA", "ASIA", "ABIA", "ACCA", "A3T"})
+_AWS_IDS = ("AKIA", "ASIA", "ABIA", "ACCA", "A3T")  # the access key ids' prefixes
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 
@@ -132,7 +133,7 @@ def jwts(text: Text) -> list[Finding]:
 def _jwt_header(segment: str) -> bool:
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # nested past the parser's depth
         return False
     return isinstance(header, dict) and ("alg" in header or "typ" in header)
 
@@ -190,6 +191,14 @@ def _user_password(token: str) -> bool:
     except (ValueError, UnicodeDecodeError):
         return False
     return ":" in decoded and decoded.isprintable()
+
+
+# The checks the compiled detectors leave to Python (compiled.py), by name: Basic credentials
+# that decode to text beyond ASCII (str.isprintable is Unicode's), or padded after a whole
+# quad ("abcdefgh="), which b64decode(validate=True) takes before Python 3.13 and not since;
+# a JWT header nested deeper than json's recursion allows for sure.
+CHECKS: dict[str, Callable[[str], bool]] = {"basic_auth": _user_password,
+                                            "jwt_header": _jwt_header}
 
 
 _SECRET_WORDS = ("secret", "token", "password", "passwd", "api key", "apikey", "api_key",

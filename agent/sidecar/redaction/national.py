@@ -69,6 +69,7 @@ class NumericId:
     kind: str
     digits: int
     valid: Callable[[str], bool]
+    check: str  # the name of `valid` in CHECKS
     words: tuple[str, ...]
     official: re.Pattern[str] | None = None
 
@@ -92,48 +93,55 @@ _ITIN_GROUPS = frozenset(f"{g:02d}" for g in (*range(50, 66), *range(70, 89), *r
                                               *range(94, 100)))
 _SSN_WORDS = ("ssn", "social security", "ss#", "soc sec", "social sec", "itin", "taxpayer")
 US_IDS = (
-    NumericId("ssn", 9, _ssn_valid, _SSN_WORDS, re.compile(r"\d{3}([- ])\d{2}\1\d{4}")),
-    NumericId("ssn", 9, _itin_valid, _SSN_WORDS, re.compile(r"\d{3}([- ])\d{2}\1\d{4}")),
+    NumericId("ssn", 9, _ssn_valid, "ssn", _SSN_WORDS, re.compile(r"\d{3}([- ])\d{2}\1\d{4}")),
+    NumericId("ssn", 9, _itin_valid, "itin", _SSN_WORDS,
+              re.compile(r"\d{3}([- ])\d{2}\1\d{4}")),
 )
 
 
-def _national(digits: int, valid: Callable[[str], bool], words: tuple[str, ...],
+def _national(digits: int, valid: Callable[[str], bool], check: str, words: tuple[str, ...],
               official: str | None = None) -> NumericId:
-    return NumericId("national_id", digits, _safe(valid), words,
+    return NumericId("national_id", digits, _safe(valid), check, words,
                      re.compile(official) if official else None)
 
 
 NATIONAL_IDS = (
-    _national(12, aadhaar.is_valid, ("aadhaar", "aadhar", "uidai", "uid", "आधार"),
+    _national(12, aadhaar.is_valid, "aadhaar", ("aadhaar", "aadhar", "uidai", "uid", "आधार"),
               r"\d{4}([ -])\d{4}\1\d{4}"),
-    _national(15, nir.is_valid, ("sécurité sociale", "securite sociale", "sécu", "nir", "insee",
-                                 "social security", "numéro de sécu"),
+    _national(15, nir.is_valid, "nir", ("sécurité sociale", "securite sociale", "sécu", "nir",
+                                        "insee", "social security", "numéro de sécu"),
               r"\d \d{2} \d{2} \d{2} \d{3} \d{3} \d{2}"),
-    _national(11, cpf.is_valid, ("cpf", "cadastro de pessoas"), r"\d{3}\.\d{3}\.\d{3}-\d{2}"),
-    _national(11, idnr.is_valid, ("steuer-id", "steuerid", "steuer id", "steuerliche",
-                                  "identifikationsnummer", "idnr", "tax id", "tin")),
-    _national(9, sin.is_valid, ("sin", "social insurance", "assurance sociale", "nas")),
-    _national(9, bsn.is_valid, ("bsn", "burgerservicenummer", "sofinummer")),
-    _national(9, nif.is_valid, ("nif", "contribuinte", "número fiscal", "numero fiscal")),
-    _national(12, my_number.is_valid, ("マイナンバー", "個人番号", "my number", "mynumber")),
-    _national(18, ric.is_valid, ("身份证", "resident", "id card"), r"\d{18}"),
-    _national(13, rrn.is_valid, ("주민등록", "rrn", "resident registration"), r"\d{6}-\d{7}"),
-    _national(13, za_id.is_valid, ("id number", "identity number", "sa id", "rsa id", "id no")),
-    _national(11, pesel.is_valid, ("pesel",)),
-    _national(10, personnummer.is_valid, ("personnummer", "person number"), r"\d{6}-\d{4}"),
-    _national(11, nn.is_valid, ("rijksregister", "registre national", "national number",
-                                "numéro national"), r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}"),
-    _national(13, ahv.is_valid, ("ahv", "avs", "sozialversicherung"),
+    _national(11, cpf.is_valid, "cpf", ("cpf", "cadastro de pessoas"),
+              r"\d{3}\.\d{3}\.\d{3}-\d{2}"),
+    _national(11, idnr.is_valid, "idnr", ("steuer-id", "steuerid", "steuer id", "steuerliche",
+                                          "identifikationsnummer", "idnr", "tax id", "tin")),
+    _national(9, sin.is_valid, "sin", ("sin", "social insurance", "assurance sociale", "nas")),
+    _national(9, bsn.is_valid, "bsn", ("bsn", "burgerservicenummer", "sofinummer")),
+    _national(9, nif.is_valid, "nif", ("nif", "contribuinte", "número fiscal", "numero fiscal")),
+    _national(12, my_number.is_valid, "my_number",
+              ("マイナンバー", "個人番号", "my number", "mynumber")),
+    _national(18, ric.is_valid, "ric", ("身份证", "resident", "id card"), r"\d{18}"),
+    _national(13, rrn.is_valid, "rrn", ("주민등록", "rrn", "resident registration"),
+              r"\d{6}-\d{7}"),
+    _national(13, za_id.is_valid, "za_idnr",
+              ("id number", "identity number", "sa id", "rsa id", "id no")),
+    _national(11, pesel.is_valid, "pesel", ("pesel",)),
+    _national(10, personnummer.is_valid, "personnummer", ("personnummer", "person number"),
+              r"\d{6}-\d{4}"),
+    _national(11, nn.is_valid, "nn", ("rijksregister", "registre national", "national number",
+                                      "numéro national"), r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}"),
+    _national(13, ahv.is_valid, "ahv", ("ahv", "avs", "sozialversicherung"),
               r"756\.\d{4}\.\d{4}\.\d{2}"),
-    _national(9, tfn.is_valid, ("tfn", "tax file")),
-    _national(11, cuit.is_valid, ("cuit", "cuil"), r"\d{2}-\d{8}-\d"),
-    _national(10, vnr.is_valid, ("svnr", "sozialversicherung", "versicherungsnummer", "e-card")),
-    _national(10, nhs.is_valid, ("nhs",)),
-    _national(15, luhn.is_valid, ("emirates id", "eid"), r"784-\d{4}-\d{7}-\d"),
+    _national(9, tfn.is_valid, "tfn", ("tfn", "tax file")),
+    _national(11, cuit.is_valid, "cuit", ("cuit", "cuil"), r"\d{2}-\d{8}-\d"),
+    _national(10, vnr.is_valid, "vnr",
+              ("svnr", "sozialversicherung", "versicherungsnummer", "e-card")),
+    _national(10, nhs.is_valid, "nhs", ("nhs",)),
+    _national(15, luhn.is_valid, "luhn", ("emirates id", "eid"), r"784-\d{4}-\d{7}-\d"),
     # ids without a check digit: their context is all there is to go by
-    _national(11, _any, ("nin", "national identification number")),
-    _national(8, _any, ("dni", "documento", "cédula", "cedula", "c.c.")),
-    _national(10, _any, ("cédula", "cedula", "c.c.")),
+    _national(11, _any, "any", ("nin", "national identification number")),
+    _national(8, _any, "any", ("dni", "documento", "cédula", "cedula", "c.c.")),
+    _national(10, _any, "any", ("cédula", "cedula", "c.c.")),
 )
 _CANDIDATES = {n: re.compile(rf"(?<![\d.-])\d(?:[ .\-]?\d){{{n - 1}}}(?![\d-]|\.\d)")
                for n in {i.digits for i in (*US_IDS, *NATIONAL_IDS)}}
@@ -208,24 +216,34 @@ class LetterId:
     back: int  # how far before a head the id may start
     pattern: re.Pattern[str]
     valid: Callable[[str], bool]
+    check: str  # the name of `valid` in CHECKS
     words: tuple[str, ...] = ()  # of which one must come before, if any are given
 
 
 _CAPITAL_THEN_DIGIT = (
-    LetterId((b"AA000000A", b"AA 00 00 00 A"), 0, _NINO, lambda _: True),
-    LetterId((b"AAAAA0000A",), 0, _PAN, _safe(pan.is_valid)),
-    LetterId((b"AAAAAA00A00A000A",), 0, _FISCAL_CODE, _safe(codicefiscale.is_valid)),
-    LetterId((b"AAAA000000A",), 0, _CURP, _safe(curp.is_valid)),
-    LetterId((b"AAAA000000", b"AAA000000"), 0, _RFC, _safe(rfc.is_valid)),
-    LetterId((b"AAA0000000",), 0, _EPIC, _safe(epic.is_valid), ("epic", "voter")),
-    LetterId((b"A0000000A",), 0, _NRIC, lambda n: _nric_valid(n)),
+    LetterId((b"AA000000A", b"AA 00 00 00 A"), 0, _NINO, lambda _: True, "nino"),
+    LetterId((b"AAAAA0000A",), 0, _PAN, _safe(pan.is_valid), "pan"),
+    LetterId((b"AAAAAA00A00A000A",), 0, _FISCAL_CODE, _safe(codicefiscale.is_valid),
+             "codicefiscale"),
+    LetterId((b"AAAA000000A",), 0, _CURP, _safe(curp.is_valid), "curp"),
+    LetterId((b"AAAA000000", b"AAA000000"), 0, _RFC, _safe(rfc.is_valid), "rfc"),
+    LetterId((b"AAA0000000",), 0, _EPIC, _safe(epic.is_valid), "epic",
+             ("epic", "voter")),
+    LetterId((b"A0000000A",), 0, _NRIC, lambda n: _nric_valid(n), "nric"),
 )
 _DIGITS_THEN_CAPITAL = (
     LetterId((b"0000000A", b"0000000-A", b"0000000a", b"0000000-a"), 3, _DNI_NIE,
-             _safe(lambda n: dni.is_valid(n) or nie.is_valid(n))),
-    LetterId((b"00000000000000000A", b"00000000000000000a"), 0, _RIC, _safe(ric.is_valid)),
-    LetterId((b"0000000A",), 0, _PPS, _safe(pps.is_valid), ("pps", "personal public service")),
+             _safe(lambda n: dni.is_valid(n) or nie.is_valid(n)), "dni_nie"),
+    LetterId((b"00000000000000000A", b"00000000000000000a"), 0, _RIC, _safe(ric.is_valid),
+             "ric"),
+    LetterId((b"0000000A",), 0, _PPS, _safe(pps.is_valid), "pps",
+             ("pps", "personal public service")),
 )
+
+# The checks the compiled detectors leave to Python (compiled.py), by name.
+CHECKS: dict[str, Callable[[str], bool]] = {
+    spec.check: spec.valid
+    for spec in (*US_IDS, *NATIONAL_IDS, *_CAPITAL_THEN_DIGIT, *_DIGITS_THEN_CAPITAL)}
 
 
 def letter_ids(text: Text) -> list[Finding]:

@@ -20,6 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from watchkeeper.agent.config import RedactionConfig
 from watchkeeper.agent.sidecar.limits import add_count
+from watchkeeper.agent.sidecar.redaction.compiled import Change
 from watchkeeper.agent.sidecar.redaction.passwords import kind_of_key, secret_value
 from watchkeeper.agent.sidecar.redaction.policy import Actions, Policy
 from watchkeeper.agent.sidecar.redaction.scanner import Scanner
@@ -27,6 +28,10 @@ from watchkeeper.agent.sidecar.redaction.values import ValueRedactor, whole
 from watchkeeper.agent.sidecar.signals import LOGS, TRACES, Signal
 
 REDACTIONS_KEY = "watchkeeper.redactions"
+# The values of one item to change: its attributes (index: change), its events' attributes
+# (event: index: change), its log body (None: unchanged); None: every value, in Python.
+Changes = dict[int, Change]
+Only = tuple[Changes, dict[int, Changes], tuple[Change] | None] | None
 SERVICE_KEY = "service.name"
 BODY_KEY = "body"  # what policies call a log record's body
 
@@ -55,36 +60,67 @@ class Redactor:
         return self._redact(request, LOGS, self._log_record)
 
     def _redact(self, request: Message, signal: Signal,
-                redact: Callable[[Any, str, Counter[str]], None]) -> Counter[str]:
+                redact: Callable[[Any, str, Counter[str], Only], None]) -> Counter[str]:
         total: Counter[str] = Counter()
         if not self.enabled:
             return total
-        for resource in getattr(request, signal.resources):
-            service = next((kv.value.string_value for kv in resource.resource.attributes
-                            if kv.key == SERVICE_KEY), "")
-            for scope in getattr(resource, signal.scopes):
-                for item in getattr(scope, signal.items):
-                    counts: Counter[str] = Counter()
-                    redact(item, service, counts)
-                    if counts:
-                        _add_counts(item.attributes, counts)
-                        total += counts
+        targets = self._values.scanner.targets(request, logs=signal is LOGS)
+        work: list[tuple[Any, Any, Only]]
+        if targets is None:
+            work = [(resource, item, None) for resource in getattr(request, signal.resources)
+                    for scope in getattr(resource, signal.scopes)
+                    for item in getattr(scope, signal.items)]
+        else:  # only the items, and their values, that hold something
+            resources = getattr(request, signal.resources)
+            work = [(resources[r], getattr(getattr(resources[r], signal.scopes)[s],
+                                           signal.items)[i],
+                     (dict(attributes), _by_event(events), body))
+                    for (r, s, i), attributes, events, body in targets]
+        services: dict[int, str] = {}
+        for resource, item, only in work:
+            service = services.get(id(resource))
+            if service is None:
+                service = services[id(resource)] = next(
+                    (kv.value.string_value for kv in resource.resource.attributes
+                     if kv.key == SERVICE_KEY), "")
+            counts: Counter[str] = Counter()
+            redact(item, service, counts, only)
+            if counts:
+                _add_counts(item.attributes, counts)
+                total += counts
         return total
 
-    def _span(self, span: Any, service: str, counts: Counter[str]) -> None:
-        self._attributes(span.attributes, service, counts)
-        for event in span.events:
-            self._attributes(event.attributes, service, counts)
+    def _span(self, span: Any, service: str, counts: Counter[str], only: Only) -> None:
+        self._attributes(span.attributes, service, counts, None if only is None else only[0])
+        for e, event in enumerate(span.events):
+            if only is None:
+                self._attributes(event.attributes, service, counts)
+            elif e in only[1]:
+                self._attributes(event.attributes, service, counts, only[1][e])
 
-    def _log_record(self, record: Any, service: str, counts: Counter[str]) -> None:
-        self._attributes(record.attributes, service, counts)
-        if self._value(record.body, self._policy.actions(service, BODY_KEY), counts):
+    def _log_record(self, record: Any, service: str, counts: Counter[str], only: Only) -> None:
+        self._attributes(record.attributes, service, counts, None if only is None else only[0])
+        if only is not None and only[2] is not None and only[2][0] is not None:
+            record.body.string_value, found = only[2][0]
+            counts.update(found)
+        elif (only is None or only[2] is not None) and self._value(
+                record.body, self._policy.actions(service, BODY_KEY), counts):
             record.ClearField("body")
 
-    def _attributes(self, kvs: Any, service: str, counts: Counter[str]) -> None:
-        """Redact each attribute under its policy; remove those whose action is drop."""
-        dropped = [i for i, kv in enumerate(kvs) if kv.key not in self._skip
-                   and self._value(kv.value, self._policy.actions(service, kv.key), counts)]
+    def _attributes(self, kvs: Any, service: str, counts: Counter[str],
+                    changes: Changes | None = None) -> None:
+        """Redact each attribute (or those `changes` names, taking the masked text it holds)
+        under its policy; remove those whose action is drop."""
+        dropped = []
+        for i in range(len(kvs)) if changes is None else changes:
+            kv = kvs[i]
+            change = None if changes is None else changes[i]
+            if change is not None:
+                kv.value.string_value, found = change
+                counts.update(found)
+            elif kv.key not in self._skip and self._value(
+                    kv.value, self._policy.actions(service, kv.key), counts):
+                dropped.append(i)
         for i in reversed(dropped):
             del kvs[i]
 
@@ -108,6 +144,13 @@ class Redactor:
             return any([self._value(kv.value, actions, counts, kind_of_key(kv.key))
                         for kv in value.kvlist_value.values])
         return False
+
+
+def _by_event(events: list[tuple[int, int, Change]]) -> dict[int, Changes]:
+    grouped: dict[int, Changes] = {}
+    for event, attribute, change in events:
+        grouped.setdefault(event, {})[attribute] = change
+    return grouped
 
 
 def _add_counts(attributes: Any, counts: Counter[str]) -> None:

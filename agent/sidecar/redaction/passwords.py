@@ -162,7 +162,7 @@ def _password_words(text: Text) -> list[int]:
                 ends.append(match.end())
     for unspaced in () if ascii_only else _UNSPACED:
         ends += [at + len(unspaced) for at in positions(lower, unspaced)]
-    return ends
+    return sorted(ends)  # in text order, whatever order the set of words is in
 
 
 def _spoken_value(s: str, at: int) -> re.Match[str] | None:

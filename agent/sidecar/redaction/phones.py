@@ -65,22 +65,26 @@ class Phones:
             if (start and (word_char(s[start - 1]) or s[start - 1] in "-./\\")) or (
                     end < len(s) and word_char(s[end])):
                 continue  # part of a longer token: INV-5551234567, a decimal, a path
-            candidate = s[start:end]
-            number = (_international(candidate) if _INTERNATIONAL.match(candidate)
-                      else self._national(text, start, candidate))
-            if number is not None:
-                found.append(Finding(start, end, "phone",
-                                     phonenumbers.format_number(number, PhoneNumberFormat.E164)))
+            e164 = self.e164(s[start:end], text.before(start, 32))
+            if e164 is not None:
+                found.append(Finding(start, end, "phone", e164))
         return found
 
-    def _national(self, text: Text, start: int, candidate: str) -> PhoneNumber | None:
+    def e164(self, candidate: str, before: str) -> str | None:
+        """The candidate's number in E.164 form if it is one; `before`: the lower-case text
+        just before it (Text.before(start, 32)). Also what the compiled detector asks."""
+        number = (_international(candidate) if _INTERNATIONAL.match(candidate)
+                  else self._national(before, candidate))
+        return None if number is None else phonenumbers.format_number(
+            number, PhoneNumberFormat.E164)
+
+    def _national(self, before: str, candidate: str) -> PhoneNumber | None:
         groups = _GROUP.findall(candidate)
         if (_DATE.fullmatch(candidate) or any(len(g) == 1 for g in groups[1:])
                 or " - " in candidate or (len(groups) == 2 and "." in candidate
                                           and not candidate.startswith("0"))
                 or _ip_address(candidate)):
             return None  # 2024-11-02, 1 4 9 16 25, (45606 - 7447), 66.14143, 19.14.17.123
-        before = text.before(start, 32)
         context = mentions(before, _PHONE_WORDS)
         if not context and (candidate.isdigit() or mentions(before[-16:], _NOT_PHONE_WORDS)):
             return None

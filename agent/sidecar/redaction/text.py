@@ -30,6 +30,19 @@ class Finding:
 Finder = Callable[["Text"], list[Finding]]  # a detector: every finding of its kinds in a text
 
 
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """A finder, and what a text must have for it to find anything, checked once per text for
+    all detectors (a call that returns at once still costs a microsecond, and a value goes
+    past some twenty detectors). `name`: its compiled twin's (native/src/redact/), if any."""
+
+    find: Finder
+    name: str = ""
+    digits: int = 0  # digits in one run, at least
+    token_run: bool = False  # a run of key characters (Text.token_runs)
+    marks: tuple[str, ...] = ()  # one of these, if any are given
+
+
 def _shape_table() -> bytes:
     """Digits become '0', ASCII letters 'A' or 'a', the separators that numbers use stay as
     they are, and everything else (non-ASCII included) becomes '#'."""
