@@ -1,7 +1,8 @@
 # Watchkeeper's container image, in two variants (docs/deploy.md):
 #   docker build -t watchkeeper:0.1.0 .                                         sidecar, ingest, migrate
 #   docker build -t watchkeeper:0.1.0-watchers --build-arg EXTRAS=watchers .    watch, schedule (torch, ...)
-# Ingest's compiled span-to-row path (native/) is built in a Rust stage and installed beside it.
+# native/ (ingest's compiled span-to-row path, the sidecar's compiled redaction detectors) is
+# built in a Rust stage and installed beside it.
 # The Helm chart runs `watchkeeper` with the args of each component, as user 10001 on a
 # read-only root file system (it mounts /tmp and /var/lib/watchkeeper as emptyDirs).
 FROM rust:1-slim-bookworm AS native

@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## Ingest's compiled span-to-row path (native/, Rust): built when cargo is on the machine;
-## without it ingest takes the Python path (slower, same rows).
+## The compiled paths (native/, Rust: ingest's span-to-row path, redaction's detectors): built
+## when cargo is on the machine; without them both take the Python paths (slower, same output).
 NATIVE := $(VENV)/.installed-native
 $(NATIVE): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs native/src/*/*.rs)
 	@if command -v cargo >/dev/null; then \

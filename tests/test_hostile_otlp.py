@@ -608,11 +608,11 @@ class TestOneAgent:
 
 def test_a_slow_to_redact_export_does_not_hold_up_the_others(tmp_path: Path) -> None:
     """A value that costs redaction seconds (a MiB of digits and spaces, each run a phone
-    candidate) is worked on off the event loop: a small export sent after it is answered
-    first, and both are stored."""
+    candidate, with a letter beyond ASCII, so the Python detectors take it) is worked on off
+    the event loop: a small export sent after it is answered first, and both are stored."""
     heavy = ExportTraceServiceRequest.FromString(chat_request(1, "heavy"))
     span = heavy.resource_spans[0].scope_spans[0].spans[0]
-    span.attributes.add(key="tool.output").value.string_value = "1 " * 500_000
+    span.attributes.add(key="tool.output").value.string_value = "1 " * 500_000 + "é"
     done: dict[str, float] = {}
 
     def send(tag: str, body: bytes) -> None:

@@ -112,21 +112,31 @@ fn decode_traces<'py>(
 }
 
 /// The Python object whose `valid(check, value)` and `phone(candidate, before)` the
-/// detectors call for the checks left to python-stdnum and libphonenumber. A check that
-/// raises says no, as the Python detectors' own wrappers do.
-struct PyChecks<'py>(Bound<'py, PyAny>);
+/// detectors call for the checks left to python-stdnum and libphonenumber. The detectors run
+/// without the GIL (the sidecar's event loop, ingest and watch go on meanwhile); each call
+/// takes it. A check that raises says no, as the Python detectors' own wrappers do.
+struct PyChecks(Py<PyAny>);
 
-impl Checks for PyChecks<'_> {
+impl Checks for PyChecks {
     fn valid(&self, check: &str, value: &str) -> bool {
-        self.0.call_method1("valid", (check, value)).and_then(|r| r.is_truthy()).unwrap_or(false)
+        Python::attach(|py| {
+            self.0
+                .bind(py)
+                .call_method1("valid", (check, value))
+                .and_then(|r| r.is_truthy())
+                .unwrap_or(false)
+        })
     }
 
     fn phone(&self, candidate: &str, before: &str) -> Option<String> {
-        self.0
-            .call_method1("phone", (candidate, before))
-            .and_then(|r| r.extract::<Option<String>>())
-            .ok()
-            .flatten()
+        Python::attach(|py| {
+            self.0
+                .bind(py)
+                .call_method1("phone", (candidate, before))
+                .and_then(|r| r.extract::<Option<String>>())
+                .ok()
+                .flatten()
+        })
     }
 }
 
@@ -181,18 +191,20 @@ impl RedactionScanner {
     ) -> Option<Vec<PyFinding>> {
         // a lone surrogate (from a \ud800 escape) is no UTF-8: Python's to judge
         let (text, context) = (text.to_str().ok()?, context.to_str().ok()?);
-        let checks = PyChecks(self.checks.bind(py).clone());
-        let found = self.scanner.scan(text, context, &checks)?;
+        let checks = PyChecks(self.checks.clone_ref(py));
+        let found = py.detach(|| self.scanner.scan(text, context, &checks))?;
         Some(found.into_iter().map(to_tuple).collect())
     }
 
     /// The spans (or log records) of an encoded request with values to change (request.rs
     /// `Target`); None when the request does not decode.
     fn targets(&self, py: Python<'_>, body: &[u8], logs: bool) -> Option<Vec<Target>> {
-        let checks = PyChecks(self.checks.bind(py).clone());
-        let walk =
-            Walk { scanner: &self.scanner, checks: &checks, skip: &self.skip, mask: self.mask };
-        if logs { walk.logs(body) } else { walk.traces(body) }
+        let checks = PyChecks(self.checks.clone_ref(py));
+        py.detach(|| {
+            let walk =
+                Walk { scanner: &self.scanner, checks: &checks, skip: &self.skip, mask: self.mask };
+            if logs { walk.logs(body) } else { walk.traces(body) }
+        })
     }
 }
 
@@ -211,8 +223,9 @@ fn redaction_detect(
     if !plain_ascii(text) || !plain_ascii(context) {
         return None;
     }
-    let checks = PyChecks(checks.bind(py).clone());
-    Some(detect(&Text::new(text, context), &checks).into_iter().map(to_tuple).collect())
+    let checks = PyChecks(checks);
+    let found = py.detach(|| detect(&Text::new(text, context), &checks));
+    Some(found.into_iter().map(to_tuple).collect())
 }
 
 #[pymodule]

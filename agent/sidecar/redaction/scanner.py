@@ -5,6 +5,8 @@ same findings, a fraction of the time."""
 
 from __future__ import annotations
 
+import bisect
+
 from google.protobuf.message import Message
 
 from watchkeeper.agent.config import Builtin, RedactionConfig
@@ -106,11 +108,23 @@ class Scanner:
         if len(found) < 2:
             return found
         found.sort(key=lambda f: (self._rank[f.kind], f.start - f.end, f.start))
-        kept: list[Finding] = []
-        for f in found:
-            if all(f.end <= k.start or f.start >= k.end for k in kept):
-                kept.append(f)
-        return sorted(kept, key=lambda f: f.start)
+        return sorted(without_overlaps(found), key=lambda f: f.start)
+
+
+def without_overlaps(found: list[Finding]) -> list[Finding]:
+    """Each finding that overlaps none kept before it, in order. The kept ones are disjoint,
+    so in (start, end) order their ends never decrease: the only one that can overlap a
+    finding is the last that starts before it ends (a bisection, not a pass over all kept:
+    a hostile value holds tens of thousands of findings)."""
+    spans: list[tuple[int, int]] = []  # the kept ones' (start, end), in order
+    kept: list[Finding] = []
+    for f in found:
+        before = bisect.bisect_left(spans, (f.end,))
+        if before and spans[before - 1][1] > f.start:
+            continue
+        bisect.insort(spans, (f.start, f.end))
+        kept.append(f)
+    return kept
 
 
 def _run(detectors: list[Detector], text: Text) -> list[Finding]:

@@ -55,11 +55,19 @@ impl Scanner {
         }
         let rank = |f: &Finding| self.ranks.get(&f.kind).copied().unwrap_or(usize::MAX);
         found.sort_by_key(|f| (rank(f), f.start as isize - f.end as isize, f.start));
+        // scanner.py `without_overlaps`: the kept ones are disjoint, so in (start, end) order
+        // their ends never decrease, and only the last that starts before a finding ends can
+        // overlap it
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut kept: Vec<Finding> = Vec::new();
         for f in found {
-            if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
-                kept.push(f);
+            let before = spans.partition_point(|&(start, _)| start < f.end);
+            if before > 0 && spans[before - 1].1 > f.start {
+                continue;
             }
+            let at = spans.partition_point(|&span| span < (f.start, f.end));
+            spans.insert(at, (f.start, f.end));
+            kept.push(f);
         }
         kept.sort_by_key(|f| f.start);
         Some(kept)
