@@ -280,16 +280,41 @@ def test_rows_besides_samples_are_stored_once_after_a_crash_before_the_commit(
 def test_an_export_sent_again_is_stored_once(tmp_path: Path) -> None:
     """A client that got no answer sends its export again (the process died after logging it,
     or the answer was lost): the copy's samples are dropped, not stored beside the first, and
-    not scored twice."""
-    body, ids = _export("resent")
+    not scored twice; so are its other spans, its end users' feedback and the evaluations it
+    carries."""
+    request = ExportTraceServiceRequest.FromString(_export("resent")[0])
+    ids = [span.span_id.hex() for span in request.resource_spans[0].scope_spans[0].spans]
+    spans = request.resource_spans[0].scope_spans[0].spans
+    now = time.time_ns()
+    for i, llm in enumerate(list(spans)):
+        spans.add(trace_id=llm.trace_id, span_id=os.urandom(8), name=f"retrieve {i}",
+                  start_time_unix_nano=now, end_time_unix_nano=now + 1_000)
+        rating = spans.add(trace_id=llm.trace_id, span_id=os.urandom(8), name="gen_ai.feedback",
+                           start_time_unix_nano=now, end_time_unix_nano=now + 1_000)
+        rating.attributes.add(key="watchkeeper.feedback.span_id").value.string_value = (
+            llm.span_id.hex())
+        rating.attributes.add(key="watchkeeper.feedback.thumbs").value.string_value = "up"
+        event = llm.events.add(name="gen_ai.evaluation.result", time_unix_nano=now)
+        event.attributes.add(key="gen_ai.evaluation.name").value.string_value = "grounded"
+        event.attributes.add(key="gen_ai.evaluation.score.value").value.double_value = 0.5
+    body = request.SerializeToString()
+    twice = ("SELECT span_id, count() AS n FROM {db}.%s GROUP BY span_id HAVING n > 1")
     with running_agent(tmp_path, watch=True) as agent:
         assert post(f"{agent.http_endpoint}/v1/traces", body).is_success
         assert agent.wait_for("SELECT count() AS n FROM {db}.samples", len(ids)) == len(ids)
+        assert agent.wait_for("SELECT count() AS n FROM {db}.user_feedback", len(ids)) == len(ids)
+        events = "SELECT count() AS n FROM {db}.scores WHERE source = 'event'"
+        assert agent.wait_for(events, len(ids)) == len(ids)
+        stored_spans = agent.query("SELECT count() AS n FROM {db}.spans")[0]["n"]
+        assert stored_spans >= len(ids)
         assert post(f"{agent.http_endpoint}/v1/traces", body).is_success
         agent.flush()
         time.sleep(1.5)  # a second copy would be stored and scored by now
         rows = agent.query("SELECT span_id, count() AS n FROM {db}.samples GROUP BY span_id")
         scores = agent.query("SELECT sample_id, watcher, label, field, count() AS n "
                              "FROM {db}.scores GROUP BY ALL HAVING n > 1")
+        assert agent.query("SELECT count() AS n FROM {db}.spans")[0]["n"] == stored_spans
+        assert agent.query(events)[0]["n"] == len(ids)
+        assert agent.query(twice % "spans") == agent.query(twice % "user_feedback") == []
     assert sorted(r["span_id"] for r in rows) == sorted(ids)
     assert {r["n"] for r in rows} == {1} and scores == []

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,7 +56,7 @@ SPAN_KEY = ("trace_id", "span_id", "toUnixTimestamp64Micro(ts)")
 FEEDBACK_KEY = SPAN_KEY  # the rated call's ids and the feedback's own time
 SCORE_KEY = ("sample_id", "watcher", "label", "field")
 EVENT_SLACK = timedelta(days=1)
-RECENT_SAMPLES = 200_000  # about 3 minutes at 1,000 spans/s, ~20 MB
+RECENT_SAMPLES = 200_000  # about 3 minutes at 1,000 spans/s: ~20 MB of ids, ~12 MB of rows'
 
 
 @dataclass(slots=True)
@@ -128,18 +128,23 @@ class RecentIds:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._ids: dict[str, None] = {}
+        self._ids: dict[Hashable, None] = {}
 
     def __contains__(self, key: object) -> bool:
         return key in self._ids
 
-    def update(self, keys: Iterable[str]) -> None:
+    def update(self, keys: Iterable[Hashable]) -> None:
         ids = self._ids
         for key in keys:
             ids.pop(key, None)
             ids[key] = None
         for _ in range(len(ids) - self.size):
             del ids[next(iter(ids))]
+
+
+def _score_key(row: ScoreRow) -> tuple[object, ...]:
+    """What makes a received evaluation the same one: the replay guard's key and its time."""
+    return ("score", row.sample_id, row.watcher, row.label, row.field, row.ts)
 
 
 class Writer:
@@ -153,6 +158,10 @@ class Writer:
         # (a client that got no answer from a process that died after logging it) is dropped
         # instead of stored twice. Touched by the writer thread only.
         self._recent = RecentIds(RECENT_SAMPLES)
+        # The same for the rows of spans and feedback, by their line's hash (a row's line is
+        # the same each time its span is normalised; the server stamps `ingested_at`), and for
+        # received evaluations, by the replay guard's key and their time.
+        self._recent_rows = RecentIds(RECENT_SAMPLES)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wk-ingest-writer")
 
     def __len__(self) -> int:
@@ -231,13 +240,16 @@ class Writer:
         self._insert(SAMPLES, [row.row_binary for row in samples if row.row_binary is not None],
                      row_binary=True)
         unsure = batch.unsure
-        self._insert(SPANS, batch.spans + self._unstored_lines(SPANS, unsure.spans, SPAN_KEY))
-        self._insert(USER_FEEDBACK, batch.feedback
-                     + self._unstored_lines(USER_FEEDBACK, unsure.feedback, FEEDBACK_KEY))
+        spans = self._new_rows(batch.spans + self._unstored_lines(SPANS, unsure.spans, SPAN_KEY))
+        feedback = self._new_rows(batch.feedback + self._unstored_lines(
+            USER_FEEDBACK, unsure.feedback, FEEDBACK_KEY))
+        self._insert(SPANS, spans)
+        self._insert(USER_FEEDBACK, feedback)
         scores, flags = self._by_response(batch.by_response)
         replayed, replayed_flags = self._by_response(unsure.by_response)
-        self._insert_rows(SCORES, batch.scores + scores
-                          + self._unstored_scores(unsure.scores + replayed))
+        received = self._new_scores(batch.scores + scores
+                                    + self._unstored_scores(unsure.scores + replayed))
+        self._insert_rows(SCORES, received)
         self._insert_rows(FLAGS, batch.flags + flags + replayed_flags)
         deliveries = [self.bus.publish(TOPIC_SAMPLES, message)
                       for message in pack([row.line for row in samples])]
@@ -247,6 +259,27 @@ class Writer:
         for delivery in deliveries:
             delivery.result(PUBLISH_TIMEOUT_S)
         self._recent.update(batch.samples)
+        self._recent_rows.update(hash(line) for line in spans + feedback)
+        self._recent_rows.update(_score_key(row) for row in received)
+
+    def _new_scores(self, rows: list[ScoreRow]) -> list[ScoreRow]:
+        """Received evaluations no recent batch stored, each once."""
+        new: dict[tuple[object, ...], ScoreRow] = {}
+        for row in rows:
+            key = _score_key(row)
+            if key not in self._recent_rows:
+                new.setdefault(key, row)
+        return list(new.values())
+
+    def _new_rows(self, lines: list[bytes]) -> list[bytes]:
+        """The lines no recent batch stored, each once (an export sent again, perhaps twice
+        into one batch)."""
+        new: dict[int, bytes] = {}
+        for line in lines:
+            key = hash(line)
+            if key not in self._recent_rows:
+                new.setdefault(key, line)
+        return list(new.values())
 
     def _insert_rows(self, table: Table[Any], models: list[Any]) -> None:
         """Rows of a table's model (the few that evaluation events bring)."""
