@@ -1,7 +1,7 @@
 """Redaction's worst cases: values built to make the detectors work hardest, 1 MB each (the
 size of the longest value the sidecar keeps by default), through `Redactor.redact` with the
-compiled detectors and with the Python ones alone. What a hostile client can make one value cost is what it can make
-the sidecar spend per export; none may go quadratic.
+compiled detectors and with the Python ones alone. What a hostile client can make one value
+cost is what it can make the sidecar spend per export; none may go quadratic.
 
     python bench/redaction_adversarial.py [--size 1000000] [--tag TAG]
 
@@ -49,6 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from _common import console, machine, table, write_json
+
     from watchkeeper.agent.config import RedactionConfig
     from watchkeeper.agent.sidecar.redaction import Redactor
 
