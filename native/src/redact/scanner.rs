@@ -80,12 +80,15 @@ impl Scanner {
             return None;
         }
         let short = text.len() <= MEMO_SHORT;
+        if !short && !self.rescanned {
+            return Some(self.detect(text, context, checks)); // never remembered: not looked up
+        }
         let key = (text.to_string(), context.to_string());
         if let Some(found) = self.memo.lock().ok()?.found.get(&key) {
             return Some(found.clone());
         }
         let found = self.detect(text, context, checks);
-        if (short || (self.rescanned && !found.is_empty() && text.len() <= MEMO_LONGEST))
+        if (short || (!found.is_empty() && text.len() <= MEMO_LONGEST))
             && let Ok(mut memo) = self.memo.lock()
         {
             if memo.bytes + text.len() > MEMO_BYTES {
