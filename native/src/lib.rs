@@ -140,6 +140,12 @@ impl Checks for PyChecks {
     }
 }
 
+/// `f`'s answer, or None (the Python detectors take the value or the request) should a
+/// compiled detector panic: a bug there must cost speed, never an export.
+fn guarded<T>(f: impl FnOnce() -> Option<T>) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok().flatten()
+}
+
 type PyFinding = (usize, usize, String, String);
 
 fn to_tuple(f: Finding) -> PyFinding {
@@ -192,7 +198,7 @@ impl RedactionScanner {
         // a lone surrogate (from a \ud800 escape) is no UTF-8: Python's to judge
         let (text, context) = (text.to_str().ok()?, context.to_str().ok()?);
         let checks = PyChecks(self.checks.clone_ref(py));
-        let found = py.detach(|| self.scanner.scan(text, context, &checks))?;
+        let found = py.detach(|| guarded(|| self.scanner.scan(text, context, &checks)))?;
         Some(found.into_iter().map(to_tuple).collect())
     }
 
@@ -201,9 +207,15 @@ impl RedactionScanner {
     fn targets(&self, py: Python<'_>, body: &[u8], logs: bool) -> Option<Vec<Target>> {
         let checks = PyChecks(self.checks.clone_ref(py));
         py.detach(|| {
-            let walk =
-                Walk { scanner: &self.scanner, checks: &checks, skip: &self.skip, mask: self.mask };
-            if logs { walk.logs(body) } else { walk.traces(body) }
+            guarded(|| {
+                let walk = Walk {
+                    scanner: &self.scanner,
+                    checks: &checks,
+                    skip: &self.skip,
+                    mask: self.mask,
+                };
+                if logs { walk.logs(body) } else { walk.traces(body) }
+            })
         })
     }
 }
