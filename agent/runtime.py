@@ -11,23 +11,26 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchkeeper.agent.api import ApiService
 from watchkeeper.agent.auth import TokenCheck, require_token
 from watchkeeper.agent.bus import Bus, open_bus
 from watchkeeper.agent.config import Settings
-from watchkeeper.agent.cost.prices import sync_prices
-from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
-from watchkeeper.agent.ingest.service import IngestService
 from watchkeeper.agent.lifecycle import Service
 from watchkeeper.agent.owner import clear_owner, write_owner
-from watchkeeper.agent.schedule.service import ScheduleService
 from watchkeeper.agent.sidecar.service import SidecarService
-from watchkeeper.agent.store.client import Store
-from watchkeeper.agent.store.migrate import migrate
-from watchkeeper.agent.store.sandbox import Sandbox
-from watchkeeper.agent.watch.service import WatchService, watch_services
+
+# What only a process with a store runs (ingest, watch, schedule, the store's API routes) is
+# imported when it starts one: a sidecar in an application's pod loads none of it (docs/deploy.md:
+# about 25 MB of resident memory).
+if TYPE_CHECKING:
+    from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
+    from watchkeeper.agent.ingest.service import IngestService
+    from watchkeeper.agent.store.client import Store
+    from watchkeeper.agent.store.sandbox import Sandbox
+    from watchkeeper.agent.store_api import StoreApi
+    from watchkeeper.agent.watch.service import WatchService
 
 log = logging.getLogger(__name__)
 # How long SIGTERM may take in all: the receivers' grace, ingest's drain of the bus and the
@@ -69,31 +72,27 @@ class Runtime:
             require_token(s.sidecar.host, s.sidecar.token, "sidecar")
         if self.bus is None:
             self.bus = await asyncio.to_thread(open_bus, s.bus, s.kafka, s.wal_directory, s.wal)
-        if self.ingest or self.watch or self.schedule:
-            s.data_dir.mkdir(parents=True, exist_ok=True)
-            self.store = Store(s.store_url, s.store)
-            applied = await asyncio.to_thread(migrate, self.store)
-            priced = await asyncio.to_thread(sync_prices, self.store, s.cost)
-            log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied,
-                                           "priced_models": priced})
-            self.sandbox = await asyncio.to_thread(Sandbox, self.store, s.query)
-        # Scores and review verdicts as OpenTelemetry evaluation events, when configured.
-        if s.evaluations.export.endpoint and (self.watch or self.store is not None):
-            self.emitter = EvaluationEmitter(s.evaluations.export)
-        api = ApiService(s.api.host, s.api.port, self.store, self.sandbox, self.readiness,
-                         TokenCheck(s.api.token), emitter=self.emitter, cost=s.cost,
-                         database=s.store.database)
+        store_api = await self._open_store() if self.ingest or self.watch or self.schedule \
+            else None
+        api = ApiService(s.api.host, s.api.port, self.readiness, TokenCheck(s.api.token),
+                         store=store_api)
         self.services.append(api)
         if self.schedule:
+            from watchkeeper.agent.schedule.service import ScheduleService
+
             assert self.store is not None
             self.services.append(ScheduleService(self.store, s.schedule, s.watch, s.data_dir))
         if self.watch:
+            from watchkeeper.agent.watch.service import watch_services
+
             assert self.store is not None
             self._watch = await asyncio.to_thread(watch_services, self.bus, self.store,
                                                     s.watch, s.data_dir, emitter=self.emitter,
                                                     export=s.evaluations.export)
             self.services += self._watch
         if self.ingest:
+            from watchkeeper.agent.ingest.service import IngestService
+
             assert self.store is not None
             self._ingest = IngestService(self.bus, self.store, s.ingest, s.evaluations.receive)
             self.services.append(self._ingest)
@@ -113,6 +112,29 @@ class Runtime:
         log.info("watchkeeper started", extra={"otlp_http": self.ports.otlp_http,
                                                "otlp_grpc": self.ports.otlp_grpc,
                                                "api": self.ports.api, "bus": s.bus})
+
+    async def _open_store(self) -> StoreApi:
+        """The store, migrated and priced; the sandbox for people's SQL; the evaluation-event
+        emitter when configured; and the API routes over them."""
+        from watchkeeper.agent.cost.prices import sync_prices
+        from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
+        from watchkeeper.agent.store.client import Store
+        from watchkeeper.agent.store.migrate import migrate
+        from watchkeeper.agent.store.sandbox import Sandbox
+        from watchkeeper.agent.store_api import StoreApi
+
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store = Store(s.store_url, s.store)
+        applied = await asyncio.to_thread(migrate, store)
+        priced = await asyncio.to_thread(sync_prices, store, s.cost)
+        log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied,
+                                       "priced_models": priced})
+        self.sandbox = sandbox = await asyncio.to_thread(Sandbox, store, s.query)
+        # Scores and review verdicts as OpenTelemetry evaluation events, when configured.
+        if s.evaluations.export.endpoint:
+            self.emitter = EvaluationEmitter(s.evaluations.export)
+        return StoreApi(store, sandbox, self.emitter, s.cost, s.store.database)
 
     def readiness(self) -> dict[str, Any]:
         """Every service's checks; the bus counts as up while a sidecar's spool has room."""

@@ -39,7 +39,7 @@ def _next(value: Any) -> str:
 
 
 def add_routes(application: web.Application, *, database: str, tokens: TokenCheck,
-               sessions: Sessions, authorised: Authorised, boards: Boards | None,
+               sessions: Sessions, authorised: Authorised, boards: Boards,
                reply: Reply) -> None:
     titles = {name: board["title"] for name, board in build_all(database).items()}
 
@@ -89,8 +89,6 @@ def add_routes(application: web.Application, *, database: str, tokens: TokenChec
     async def board(request: web.Request) -> web.Response:
         if not authorised(request):
             return reply({"error": "missing or invalid bearer token or session"}, 401)
-        if boards is None:
-            return reply({"error": "this process does not own a store"}, 404)
         chosen: dict[str, list[str]] = {}
         for key, value in request.query.items():
             if key.startswith("var-"):  # an empty value selects the empty string

@@ -5,6 +5,9 @@ deadline even when a service does not."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -63,3 +66,55 @@ def test_a_drain_keeps_its_deadline() -> None:
     took, after = asyncio.run(scenario())
     assert took < 1.5
     assert after == {"stubborn": True}  # still running: the drain did not wait for it
+
+
+# A sidecar-only process in a fresh interpreter: what it imports, and what its API answers.
+SIDECAR_ONLY = r"""
+import asyncio, json, sys, tempfile, urllib.error, urllib.request
+from pathlib import Path
+from watchkeeper.agent.config import ApiConfig, Settings, SidecarConfig
+from watchkeeper.agent.runtime import Runtime
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+async def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = Runtime(Settings(data_dir=Path(tmp), bus="embedded://",
+                                   sidecar=SidecarConfig(otlp_http_port=0, otlp_grpc_port=0),
+                                   api=ApiConfig(port=0)), ingest=False)
+        await runtime.start()
+        api = f"http://127.0.0.1:{runtime.ports.api}"
+        answers = {path: await asyncio.to_thread(get, api + path)
+                   for path in ("/readyz", "/api/flags", "/ui/")}
+        await runtime.stop()
+    print(json.dumps({"modules": sorted(sys.modules), "answers": answers}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_sidecar_loads_nothing_of_the_store() -> None:
+    """The sidecar runs in every application pod: its process imports none of the store's
+    client, the dashboards, the review queue or the services that need a store (about 25 MB
+    of resident memory, docs/benchmarks.md §2), and its API says that the store's routes
+    are elsewhere."""
+    done = subprocess.run([sys.executable, "-c", SIDECAR_ONLY], capture_output=True,
+                          text=True, timeout=120, check=True)
+    report = json.loads(done.stdout.splitlines()[-1])
+    loaded = set(report["modules"])
+    for module in ("clickhouse_connect", "chdb", "grafana_foundation_sdk", "httpx",
+                   "watchkeeper.agent.store.client", "watchkeeper.agent.store_api",
+                   "watchkeeper.agent.ingest.service", "watchkeeper.agent.watch.service",
+                   "watchkeeper.agent.review.queue", "watchkeeper.dashboards.web"):
+        assert module not in loaded, f"a sidecar process imported {module}"
+    assert "watchkeeper.agent.sidecar.service" in loaded  # the check can see imports at all
+    ready_status, ready = report["answers"]["/readyz"]
+    assert ready_status == 200 and ready["ready"] is True
+    for path in ("/api/flags", "/ui/"):
+        status, body = report["answers"][path]
+        assert (status, body) == (404, {"error": "this process does not own a store"}), path

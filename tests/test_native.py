@@ -9,6 +9,8 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -406,3 +408,15 @@ def test_rules_the_build_does_not_know_are_refused() -> None:
         native.compile_rules(broken)
     with pytest.raises(TypeError, match="MARKERS"):
         native.rules([*shapes.registry(), SimpleNamespace(NAME="unmarked")])  # type: ignore[list-item]
+
+
+def test_the_allocator_commits_arenas_on_demand_unless_told_otherwise() -> None:
+    """native/src/allocator.rs: mimalloc's arenas are committed on demand (freed pages leave
+    the resident set), and MIMALLOC_ARENA_EAGER_COMMIT in the environment still wins."""
+    probe = "import watchkeeper_native; print(watchkeeper_native.ARENA_EAGER_COMMIT)"
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_ARENA_EAGER_COMMIT"}
+    for given, expected in ((None, "0"), ("1", "1")):
+        run_env = env if given is None else {**env, "MIMALLOC_ARENA_EAGER_COMMIT": given}
+        done = subprocess.run([sys.executable, "-c", probe], env=run_env, capture_output=True,
+                              text=True, check=True, timeout=60)
+        assert done.stdout.strip() == expected

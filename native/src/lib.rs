@@ -3,9 +3,7 @@
 //! it takes on, and names the others for the Python normaliser. What it knows of the normaliser
 //! (alias tables, shapes' markers) comes from Python as `Rules`.
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc; // rows are many small allocations
-
+mod allocator;
 mod messages;
 mod pyjson;
 mod redact;
@@ -242,6 +240,8 @@ fn redaction_detect(
 
 #[pymodule]
 fn watchkeeper_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    allocator::tune();
+    m.add("ARENA_EAGER_COMMIT", allocator::arena_eager_commit())?;
     m.add("SAMPLE_COLUMNS", row::SAMPLE_COLUMNS.to_vec())?;
     m.add("SAMPLE_FIELDS", SAMPLE_FIELDS.to_vec())?;
     m.add("REDACTION_DETECTORS", redact::names())?;
