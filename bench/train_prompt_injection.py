@@ -12,7 +12,8 @@ Training data: the deepset prompt-injections train split (../shared/data/safety,
 and the dev split of bench/injection/corpus.csv; never the deepset holdout or the corpus's
 heldout split. Features: character 2-4-grams inside word boundaries of the folded text
 (injection_rules.fold), sublinear tf, idf, L2 norm; a logistic regression (C chosen by 5-fold
-cross-validated AUROC). The default threshold is chosen on out-of-fold scores of the whole
+cross-validated AUROC; the MiniLM head's C and its blend weight likewise, together, by the
+out-of-fold AUROC on the deepset rows). The default threshold is chosen on out-of-fold scores of the whole
 watcher (rules and head together): the lowest threshold at which at most THRESHOLD_FP of the
 ordinary prompts (deepset train negatives and the corpus's ordinary_* dev rows) score at or
 above it. The known-attack bundle: the attacks of the deepset train split and the corpus's dev
@@ -32,6 +33,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -41,9 +43,10 @@ MODULE = ROOT / "detectors" / "watchers" / "prompt_injection.py"
 ART = ROOT / "detectors" / "watchers"
 CORPUS = ROOT / "bench" / "injection" / "corpus.csv"
 DEFAULT_SAFETY = ROOT.parent / "shared" / "data" / "safety"
+K = TypeVar("K")
 MAX_FEATURES = 30000
 C_GRID = (3.0, 10.0)
-EMB_C = 1.0
+EMB_C_GRID = (0.3, 1.0, 3.0, 10.0)  # the MiniLM head's C, chosen with the blend weight
 BLEND_WEIGHTS = (0.2, 0.3, 0.4, 0.5)
 SIMILARITY_FLOORS = (0.86, 0.88, 0.9, 0.92, 0.94, 0.96)
 # parts of a text the n-gram head scores at least this are compared with the bundle too (in
@@ -255,18 +258,18 @@ def fit_ngram(texts: list[str], y: np.ndarray, folds: list[tuple[np.ndarray, np.
 
 
 def oof_embedding_head(vectors: np.ndarray, y: np.ndarray,
-                       folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+                       folds: list[tuple[np.ndarray, np.ndarray]], c: float) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
     emb = np.zeros(len(y))
     for train, test in folds:
-        lr = LogisticRegression(C=EMB_C, class_weight="balanced", max_iter=5000)
+        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
         emb[test] = lr.fit(vectors[train], y[train]).predict_proba(vectors[test])[:, 1]
     return emb
 
 
-def best_by_deepset_auroc(y: np.ndarray, deepset: np.ndarray, candidates: dict[float, np.ndarray],
-                          what: str) -> float:
+def best_by_deepset_auroc(y: np.ndarray, deepset: np.ndarray, candidates: dict[K, np.ndarray],
+                          what: str) -> K:
     """The candidate whose out-of-fold scores have the best AUROC on the deepset rows (the more
     varied source; the first of equals)."""
     from sklearn.metrics import roc_auc_score
@@ -300,9 +303,11 @@ def main() -> None:
           f"FP on ordinary {fp:.4f} ({int(ordinary.sum())} ordinary prompts)")
     # the MiniLM part: out-of-fold probabilities, the blend weight, then the similarity floor
     vectors, embedder_version = embed([fold(t) for t in texts])
-    emb = oof_embedding_head(vectors, y, folds)
-    weight = best_by_deepset_auroc(y, deepset, {w: blend(rule, head, emb, w)
-                                                for w in BLEND_WEIGHTS}, "blend weight")
+    heads = {c: oof_embedding_head(vectors, y, folds, c) for c in EMB_C_GRID}
+    emb_c, weight = best_by_deepset_auroc(y, deepset, {
+        (c, w): blend(rule, head, heads[c], w) for c in EMB_C_GRID for w in BLEND_WEIGHTS},
+        "MiniLM head C, blend weight")
+    emb = heads[emb_c]
     print(f"parts compared with the bundle: {sum(map(len, suspects))}")
     cosines = oof_cosines(vectors, suspects, bundled, folds)
     print(f"similarity alone: out-of-fold AUROC {roc_auc_score(y, cosines):.4f}, deepset rows "
@@ -318,10 +323,10 @@ def main() -> None:
               f"recall {r:.3f}, FP on ordinary {f:.4f}")
     threshold_emb, recall_emb, fp_emb = choose_threshold(oof_emb, ordinary, y)
     vectorizer, model = fit(texts, y, c)
-    lr = LogisticRegression(C=EMB_C, class_weight="balanced", max_iter=5000).fit(vectors, y)
+    lr = LogisticRegression(C=emb_c, class_weight="balanced", max_iter=5000).fit(vectors, y)
     grams = [str(g) for g in vectorizer.get_feature_names_out()]  # type: ignore[attr-defined]
     data = {
-        "format": 1, "version": "2", "label": "injection", "ngram_range": [2, 4],
+        "format": 1, "version": "3", "label": "injection", "ngram_range": [2, 4],
         "threshold": threshold, "C": c, "intercept": round(float(model.intercept_[0]), 6),  # type: ignore[attr-defined]
         "training": {"rows": len(texts), "injections": int(y.sum()),
                      "sources": [DEEPSET_SOURCE, CORPUS_SOURCE],
@@ -331,7 +336,7 @@ def main() -> None:
                      "oof_recall_at_threshold_with_embeddings": round(recall_emb, 4),
                      "oof_fp_ordinary_with_embeddings": round(fp_emb, 4)},
         "embedding": {"model": "all-MiniLM-L6-v2", "embedder_version": embedder_version,
-                      "weight": weight, "threshold": threshold_emb, "C": EMB_C,
+                      "weight": weight, "threshold": threshold_emb, "C": emb_c,
                       "intercept": round(float(lr.intercept_[0]), 6),
                       "coef": [round(float(v), 6) for v in lr.coef_[0]],
                       "similarity": {"floor": floor, "part_head_floor": PART_HEAD_FLOOR,

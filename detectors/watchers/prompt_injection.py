@@ -71,7 +71,7 @@ MODEL_FILE = "prompt_injection_model.json"
 NOTICE_FILE = "prompt_injection_NOTICE"
 ATTACKS_FILE = "prompt_injection_attacks.json"
 # Written by bench/train_prompt_injection.py; each file must match its pin byte for byte.
-MODEL_SHA256 = "54b246bdf6201ca25b50688538b65508767c69344724a08b412d7017ce1716e8"
+MODEL_SHA256 = "a039092b80a81dc119cf80d843a3bca3fd02494de7eccf1b7b79c8923d4d289e"
 ATTACKS_SHA256 = "7f9d94508377fd9cd99c2828b0dc58e63ccfca834fc371e57ff64fee7ebd5ee6"
 FORMAT = 1
 NGRAMS = (2, 4)
