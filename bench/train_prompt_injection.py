@@ -14,9 +14,9 @@ heldout split. Features: character 2-4-grams inside word boundaries of the folde
 (injection_rules.fold), sublinear tf, idf, L2 norm; a logistic regression (C chosen by 5-fold
 cross-validated AUROC; the MiniLM head's C and its blend weight likewise, together, by the
 out-of-fold AUROC on the deepset rows). The default threshold is chosen on out-of-fold scores
-of the whole watcher (rules and head together): the lowest threshold at which at most THRESHOLD_FP of the
-ordinary prompts (deepset train negatives and the corpus's ordinary_* dev rows) score at or
-above it. The known-attack bundle: the attacks of the deepset train split and the corpus's dev
+of the whole watcher (rules and head together): the lowest threshold at which at most
+THRESHOLD_FP of the ordinary prompts (deepset train negatives and the corpus's ordinary_* dev
+rows) score at or above it. The known-attack bundle: the attacks of the deepset train split and the corpus's dev
 attacks written without obfuscation (override, role hijack, extraction, other languages), one
 per folded text; its similarity floor is the one with the best out-of-fold AUROC on the deepset
 rows (each fold compared with the bundle rows of the other folds only). Deterministic: same
