@@ -8,19 +8,19 @@ them as package data:
 and pins both files' SHA-256 in detectors/watchers/prompt_injection.py (MODEL_SHA256,
 ATTACKS_SHA256).
 
-Training data: the deepset prompt-injections train split (../shared/data/safety, Apache-2.0)
-and the dev split of bench/injection/corpus.csv; never the deepset holdout or the corpus's
-heldout split. Features: character 2-4-grams inside word boundaries of the folded text
+Training data: the deepset prompt-injections train split (../shared/data/safety, Apache-2.0) and
+the dev split of bench/injection/corpus.csv; never the deepset holdout or the corpus's heldout
+split. Features: character 2-4-grams inside word boundaries of the folded text
 (injection_rules.fold), sublinear tf, idf, L2 norm; a logistic regression (C chosen by 5-fold
 cross-validated AUROC; the MiniLM head's C and its blend weight likewise, together, by the
-out-of-fold AUROC on the deepset rows). The default threshold is chosen on out-of-fold scores
-of the whole watcher (rules and head together): the lowest threshold at which at most
-THRESHOLD_FP of the ordinary prompts (deepset train negatives and the corpus's ordinary_* dev
-rows) score at or above it. The known-attack bundle: the attacks of the deepset train split and the corpus's dev
-attacks written without obfuscation (override, role hijack, extraction, other languages), one
-per folded text; its similarity floor is the one with the best out-of-fold AUROC on the deepset
-rows (each fold compared with the bundle rows of the other folds only). Deterministic: same
-data, same files, same checksums.
+out-of-fold AUROC on the deepset rows). The default threshold is chosen on out-of-fold scores of
+the whole watcher (rules and head together): the lowest threshold at which at most THRESHOLD_FP
+of the ordinary prompts (deepset train negatives and the corpus's ordinary_* dev rows) score at
+or above it. The known-attack bundle: the attacks of the deepset train split and the corpus's
+dev attacks written without obfuscation (override, role hijack, extraction, other languages),
+one per folded text; its similarity floor is the one with the best out-of-fold AUROC on the
+deepset rows (each fold compared with the bundle rows of the other folds only). Deterministic:
+same data, same files, same checksums.
 
     .venv/bin/python bench/train_prompt_injection.py [--safety-dir ../shared/data/safety]
 """
