@@ -1,9 +1,9 @@
 """The agent's own HTTP API: health, readiness and Prometheus metrics in every process; in a
 process that owns the store, also read-only SQL over it, the review queue, repricing (chDB lets
 one process own the store, so other commands ask this one) and the live dashboards under /ui
-(agent/store_api.py). Everything but
-/healthz, /readyz, the login form and static files requires the API token when one is set: as
-a bearer header, or as the session cookie the login form sets for a browser.
+(agent/store_api.py). Everything but /healthz, /readyz, the login form and static files
+requires the API token when one is set: as a bearer header, or as the session cookie the login
+form sets for a browser.
 
 Against a browser being turned on the API (cross-site requests, DNS rebinding): request bodies
 must be JSON, which no cross-site form or simple request can send; a POST a session cookie

@@ -22,13 +22,12 @@ from watchkeeper.agent.owner import clear_owner, write_owner
 from watchkeeper.agent.sidecar.service import SidecarService
 
 # What only a process with a store runs (ingest, watch, schedule, the store's API routes) is
-# imported when it starts one: a sidecar in an application's pod loads none of it (docs/deploy.md:
-# about 25 MB of resident memory).
+# imported when it starts one: a sidecar in an application's pod loads none of it (24 MB of
+# resident memory: docs/benchmarks.md, "The sidecar's memory").
 if TYPE_CHECKING:
     from watchkeeper.agent.evaluations.emitter import EvaluationEmitter
     from watchkeeper.agent.ingest.service import IngestService
     from watchkeeper.agent.store.client import Store
-    from watchkeeper.agent.store.sandbox import Sandbox
     from watchkeeper.agent.store_api import StoreApi
     from watchkeeper.agent.watch.service import WatchService
 
@@ -57,7 +56,6 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.store: Store | None = None
-        self.sandbox: Sandbox | None = None
         self.services: list[Service] = []
         self._ingest: IngestService | None = None
         self._watch: list[WatchService] = []  # a service per lane (watch/lanes.py)
@@ -130,7 +128,7 @@ class Runtime:
         priced = await asyncio.to_thread(sync_prices, store, s.cost)
         log.info("store ready", extra={"store": _safe_url(s.store_url), "applied": applied,
                                        "priced_models": priced})
-        self.sandbox = sandbox = await asyncio.to_thread(Sandbox, store, s.query)
+        sandbox = await asyncio.to_thread(Sandbox, store, s.query)
         # Scores and review verdicts as OpenTelemetry evaluation events, when configured.
         if s.evaluations.export.endpoint:
             self.emitter = EvaluationEmitter(s.evaluations.export)

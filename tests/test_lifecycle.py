@@ -12,7 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
 from helpers import chat_request, post, running_agent
+from watchkeeper.agent.api import app
+from watchkeeper.agent.auth import TokenCheck
 from watchkeeper.agent.lifecycle import LoopService, Service
 
 
@@ -118,3 +123,23 @@ def test_a_sidecar_loads_nothing_of_the_store() -> None:
     for path in ("/api/flags", "/ui/"):
         status, body = report["answers"][path]
         assert (status, body) == (404, {"error": "this process does not own a store"}), path
+
+
+def test_a_store_less_api_asks_for_the_token_before_saying_where_the_store_is() -> None:
+    """docs/security.md: with a token set, a sidecar's API answers every /api/* and /ui path
+    with 401 until the token comes, then 404; the probes stay open."""
+    async def scenario() -> list[tuple[str, int]]:
+        application = app(lambda: {"bus": True}, TokenCheck(SecretStr("s3cret")))
+        answers = []
+        async with TestClient(TestServer(application)) as client:
+            for path, headers in (("/healthz", {}), ("/readyz", {}), ("/api/flags", {}),
+                                  ("/ui/login", {}), ("/ui/static/app.js", {}),
+                                  ("/api/flags", {"Authorization": "Bearer s3cret"}),
+                                  ("/ui/", {"Authorization": "Bearer s3cret"})):
+                response = await client.get(path, headers=headers)
+                answers.append((path, response.status))
+        return answers
+
+    assert asyncio.run(scenario()) == [
+        ("/healthz", 200), ("/readyz", 200), ("/api/flags", 401), ("/ui/login", 401),
+        ("/ui/static/app.js", 401), ("/api/flags", 404), ("/ui/", 404)]

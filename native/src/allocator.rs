@@ -4,7 +4,8 @@
 //! mimalloc's v2 line (Cargo.toml feature `v2`), not v3: in a process that had loaded chDB
 //! before this module, v3 faulted in `mi_thread_init` on the first allocation of a thread
 //! started after an earlier runtime stopped (tests/test_lifecycle.py runs two runtimes in one
-//! process that way); v2 does not, and measured faster and smaller in the sidecar benchmark.
+//! process that way); v2 does not, at the same sidecar throughput and a lower peak
+//! (docs/benchmarks.md §2).
 //!
 //! mimalloc commits each 1 GiB arena when it reserves one (`arena_eager_commit`, on by default
 //! on Linux). Pages it frees inside a committed arena are only reset, which the kernel reclaims
