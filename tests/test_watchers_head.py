@@ -41,11 +41,13 @@ from watchkeeper.detectors.watchers import (  # noqa: E402
     WatcherLoadError,
     WatcherSpec,
 )
+from watchkeeper.detectors.watchers.encoder_tuning import Tuning  # noqa: E402
 from watchkeeper.detectors.watchers.head_training import (  # noqa: E402
     check_threshold_rule,
     choose_threshold,
     normalise_text,
 )
+from watchkeeper.detectors.watchers.model_files import file_sha256  # noqa: E402
 from watchkeeper.detectors.watchers.registry import build  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -189,6 +191,60 @@ def test_head_trains_saves_reloads_and_generalises(tmp_path: Path, embedder: Emb
     old = build(WatcherSpec(name="toxic", kind="trainable_head",
                             options={"data_dir": str(tmp_path), "version": "v1"}))
     assert old.version == "v1"
+
+
+def test_a_tuned_encoder_trains_saves_reloads_and_leaves_the_shared_model_alone(
+        tmp_path: Path, embedder: Embedder) -> None:
+    """--tune-layers: the top layer is fine-tuned, saved as safetensors beside the head and
+    loaded into a copy of the model; the embedding watcher's model is not touched."""
+    from safetensors.torch import load_file, save_file
+
+    held_out = HELD_OUT_INSULTS + HELD_OUT_NEUTRAL
+    items = [Item(str(i), "completion", t) for i, t in enumerate(held_out)]
+    before = np.asarray(embedder.embed(items))
+    texts, labels = synthetic(160, seed=5)
+    with pytest.raises(ValueError, match="has 6 layers"):
+        train_from_examples(texts, labels, data_dir=tmp_path, name="tuned", device="cpu",
+                            tuning=Tuning(layers=7))
+    path, _ = train_from_examples(texts, labels, data_dir=tmp_path, name="tuned", device="cpu",
+                                  combine="none", tuning=Tuning(layers=1, epochs=1.0))
+    tuned = json.loads((path / "meta.json").read_text())["embedding"]["tuned"]
+    assert tuned["layers"] == 1 and tuned["file"] == "encoder.safetensors"
+    weights = load_file(path / "encoder.safetensors")
+    assert weights and all(k.startswith("encoder.layer.5.") for k in weights)
+    shared = embedder.model.state_dict()  # type: ignore[attr-defined]
+    assert any(not np.allclose(v.float().numpy(), shared[k].float().numpy())
+               for k, v in weights.items()), "tuning changed nothing"
+
+    spec = WatcherSpec(name="tuned", kind="trainable_head",
+                       options={"data_dir": str(tmp_path), "device": "cpu"})
+    head = build(spec)
+    assert head.embedder.model is not embedder.model  # type: ignore[attr-defined]
+    assert head.embedder.version.endswith(tuned["sha256"][:12])  # type: ignore[attr-defined]
+    truth = [1] * len(HELD_OUT_INSULTS) + [0] * len(HELD_OUT_NEUTRAL)
+    assert auroc(truth, [s["toxic"] for s in head.score(items)]) > 0.9
+    assert np.allclose(np.asarray(embedder.embed(items)), before, atol=1e-6)
+
+    meta_file, file = path / "meta.json", path / "encoder.safetensors"
+    original = file.read_bytes()
+    file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(WatcherLoadError, match="SHA-256"):
+        build(spec)
+    meta = json.loads(meta_file.read_text())
+    for hostile, message in (({"encoder.layer.5.output.dense.weight": np.zeros((3, 3))},
+                              "do not fit"),
+                             ({"pooler.evil": np.zeros(3)}, "do not fit"),
+                             (None, "not a safetensors file")):
+        if hostile is None:
+            file.write_bytes(b"\x00" * 64)
+        else:
+            import torch
+
+            save_file({k: torch.from_numpy(v).float() for k, v in hostile.items()}, file)
+        meta["embedding"]["tuned"]["sha256"] = file_sha256(file)
+        meta_file.write_text(json.dumps(meta))
+        with pytest.raises(WatcherLoadError, match=message):
+            build(spec)
 
 
 def test_a_head_combined_with_another_profanity_model_refuses_to_load(tmp_path: Path) -> None:
@@ -362,6 +418,14 @@ def test_cli_train_then_eval(tmp_path: Path) -> None:
                              "--data-dir", str(data_dir)],
                             capture_output=True, text=True, env=env, timeout=120, check=False)
     assert failed.returncode != 0 and "row 2" in failed.stderr and "perhaps" in failed.stderr
+    for option, value in (("--tune-layers", "-1"), ("--tune-layers", "two"),
+                          ("--tune-epochs", "0"), ("--tune-epochs", "nan")):
+        refused = subprocess.run([*CLI, "train-watcher", "--name", "rude", "--data",
+                                  str(train_file), "--text-col", "text", "--label-col",
+                                  "is_toxic", "--data-dir", str(data_dir), option, value],
+                                 capture_output=True, text=True, env=env, timeout=60,
+                                 check=False)
+        assert refused.returncode == 2 and option in refused.stderr and value in refused.stderr
 
 
 # --- several sources, weights, the profanity companion, promotion -----------------------------
@@ -418,10 +482,17 @@ def test_balanced_weights_and_combination_rules() -> None:
     good = labels * 0.6 + rng.random(200) * 0.5  # separates the classes
     noise = rng.random(200)
     ones = np.ones(200)
-    # a companion that is only noise costs too much: the head stays alone
-    assert choose_combination(labels, good, noise, ones, "auto")[0] == "none"
+    # a companion that knows nothing of the label: the head stays alone
+    rule, scores = choose_combination(labels, good, noise, ones, "auto")
+    assert rule == "none" and scores["companion"] < 0.6  # type: ignore[operator]
     # a companion as good as the head: the most general rule is kept
     assert choose_combination(labels, good, good, ones, "auto")[0] == "logit_mean"
+    # a weak but informative companion is kept even where the head alone ranks best on its
+    # own validation rows: by max where averaging the logits costs more than the slack
+    weak = labels * 0.2 + rng.random(200) * 0.8
+    rule, scores = choose_combination(labels, good, weak, ones, "auto")
+    assert scores["none"] == 1.0 and scores["logit_mean"] < 0.99  # type: ignore[operator]
+    assert rule == max(("max", "logit_mean"), key=lambda r: scores[r] or 0.0)
     assert choose_combination(labels, good, noise, ones, "max")[0] == "max"
     assert choose_combination(labels, good, None, ones, "auto")[0] == "none"
 

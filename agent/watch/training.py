@@ -11,11 +11,13 @@ method and docs/watchers.md for the numbers.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -34,12 +36,18 @@ from watchkeeper.agent.watch.labelled import (
     fingerprint,
 )
 from watchkeeper.detectors.watchers.base import WatcherSpec
+from watchkeeper.detectors.watchers.encoder_tuning import Tuning
 from watchkeeper.detectors.watchers.head_training import TrainResult
+
+if TYPE_CHECKING:
+    from watchkeeper.detectors.watchers.embedding import SentenceEmbedder
 
 # Rows of every source that no version trains on (chosen by hash, see is_held_back), and the
 # smallest source that gives any up: a few dozen reviewed flags train on every row.
 HELD_BACK_PERCENT = 20
 MIN_HELD_BACK_SOURCE = 100
+# Share of the trained-on rows that choose C, the combination and the threshold.
+VALIDATION = 0.2
 # A new version more than this much AUROC worse on any source's held-back rows stays behind.
 PROMOTION_TOLERANCE = 0.01
 
@@ -70,14 +78,17 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
                         data: dict[str, Any] | None = None,
                         sources: Sequence[str] | None = None,
                         weights: Sequence[float] | None = None, combine: str = "auto",
-                        make_current: bool = True,
-                        progress: Callable[[int], None] | None = None
+                        make_current: bool = True, tuning: Tuning | None = None,
+                        progress: Callable[[int], None] | None = None,
+                        tuning_progress: Callable[[int], None] | None = None
                         ) -> tuple[Path, TrainResult]:
     """Embed `texts` (normalised), train the head on the 0/1 `labels` (rows of several
     `sources` balanced, weighted by `weights`; combined with the profanity model by
     `combine`: auto, logit_mean, max or none), save it as the next version of head `name`
     under data_dir and, with make_current, make it current. `data` describes where the
     examples came from (it lands in meta.json; a fingerprint of the pairs is always added).
+    With `tuning`, the encoder's top layers are first fine-tuned on the training split
+    (`tune_on_training_split`) and the head is trained on the tuned embeddings.
     Returns the version's directory and the training result (validation metrics inside)."""
     from watchkeeper.detectors.watchers.embedding import PACKAGED, SentenceEmbedder
     from watchkeeper.detectors.watchers.head_training import (
@@ -99,14 +110,45 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     normalised = [normalise_text(t) for t in texts]
     companion, companion_version = companion_scores(normalised, combine)
     x = embedder.encode_texts(normalised, progress=progress)
+    tuned = None
+    if tuning is not None:
+        tuned = tune_on_training_split(embedder, normalised, x, labels, weights, sources,
+                                       tuning, seed, tuning_progress)
+        embedder = embedder.tuned(tuned, f"tuned{tuning.layers}")
+        x = embedder.encode_texts(normalised, progress=progress)
     result = train_head(x, labels, weights=weights, sources=sources, companion=companion,
                         combine=combine if companion is not None else "none", seed=seed,
-                        threshold_rule=threshold_rule)
+                        validation=VALIDATION, threshold_rule=threshold_rule)
     described = {"source": "examples", "rows": len(labels), "positives": int(sum(labels)),
                  **(data or {}), "fingerprint": fingerprint(texts, labels)}
     path = save_head(data_dir, name, result, label=label, embedder=embedder, data=described,
-                     companion=companion_version, make_current=make_current)
+                     companion=companion_version, make_current=make_current,
+                     tuned=None if tuned is None or tuning is None else (tuned, tuning))
     return path, result
+
+
+def tune_on_training_split(embedder: SentenceEmbedder, texts: Sequence[str], x: np.ndarray,
+                           labels: Sequence[int], weights: Sequence[float] | None,
+                           sources: Sequence[str] | None, tuning: Tuning, seed: int,
+                           progress: Callable[[int], None] | None) -> dict[str, Any]:
+    """The encoder's tuned top layers, trained on the rows `train_head` will train on (its
+    split, same seed): the validation rows that choose C, the combination and the threshold
+    stay unseen by the encoder too. Starts from a linear head on the frozen embeddings."""
+    from watchkeeper.detectors.watchers.encoder_tuning import tune_encoder
+    from watchkeeper.detectors.watchers.head_training import (
+        balanced_weights,
+        fit_linear,
+        split_rows,
+    )
+
+    y = np.asarray(labels, dtype=np.int64)
+    source = np.asarray(sources if sources is not None else [""] * len(y), dtype=object)
+    importance = np.asarray(weights if weights is not None else np.ones(len(y)))
+    train_rows, _ = split_rows(y, source, VALIDATION, seed)
+    w = balanced_weights(y[train_rows], source[train_rows], importance[train_rows])
+    start = fit_linear(x[train_rows], y[train_rows], w, 1.0, seed)
+    return tune_encoder(embedder, [texts[i] for i in train_rows], y[train_rows], w, start,
+                        tuning, progress)
 
 
 @dataclass(frozen=True)
@@ -131,6 +173,7 @@ class TrainRequest:
     tolerance: float = PROMOTION_TOLERANCE
     label: str = "toxic"
     embedding_model: str | None = None  # default: the packaged MiniLM
+    tuning: Tuning | None = None  # fine-tune the encoder's top layers (--tune-layers)
 
 
 class Examples(Protocol):
@@ -324,16 +367,20 @@ def train_watcher(settings: Settings, request: TrainRequest) -> int:
         weights += [weights[j] for j, _ in copies]
         sources += [sources[j] for j, _ in copies]
     described = [part.examples.describe() for part in parts]
-    with progress_bar("embedding", len(texts)) as advance:
+    tuning = request.tuning
+    # embedding once, or twice around the tuning steps (one bar, texts and steps alike)
+    work = len(texts) if tuning is None else (
+        2 * len(texts) + tuning.steps(len(texts) - math.ceil(VALIDATION * len(texts))))
+    with progress_bar("embedding" if tuning is None else "embedding, tuning", work) as advance:
         path, result = train_from_examples(
             texts, labels, data_dir=settings.data_dir, name=request.name,
             label=request.label, model=request.embedding_model,
             device=settings.watch.device, precision=settings.watch.precision,
             threshold_rule=request.threshold_rule, sources=sources, weights=weights,
-            combine=request.combine, make_current=False,
+            combine=request.combine, make_current=False, tuning=tuning,
             data=described[0] if len(described) == 1 else {"source": "combined",
                                                            "parts": described},
-            progress=advance)
+            progress=advance, tuning_progress=advance)
     metrics = {**result.metrics, "threshold_source": f"chosen: {result.threshold_rule}"}
     metrics["calibration"] = metrics["calibration"]["bins"]
     metrics["ece"] = result.metrics["calibration"]["ece"]

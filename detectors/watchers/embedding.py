@@ -22,9 +22,10 @@ even for a model whose config has no Normalize module.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,26 @@ class SentenceEmbedder:
         batches.append(range(start, len(lengths)))
         return batches
 
-    def _forward(self, ids: list[list[int]]) -> np.ndarray:
+    def tuned(self, weights: Mapping[str, Any], tag: str) -> SentenceEmbedder:
+        """A copy of this embedder whose model carries `weights` (tensors by state_dict name:
+        a trainable head's tuned top layers); the shared model stays as it was. Every name
+        must be one of the model's, with its shape."""
+        own = self.model.state_dict()
+        for key, tensor in weights.items():
+            if key not in own or tuple(own[key].shape) != tuple(tensor.shape):
+                raise WatcherLoadError(
+                    f"tuned weights {key!r} {tuple(tensor.shape)} do not fit {self.version}"
+                    + (f" (expects {tuple(own[key].shape)})" if key in own else ""))
+        clone = copy.copy(self)
+        clone.model = copy.deepcopy(self.model)
+        clone.model.load_state_dict(dict(weights), strict=False)
+        clone.model.eval()
+        clone.version = f"{self.version}+{tag}"
+        return clone
+
+    def pad(self, ids: list[list[int]]) -> tuple[Any, Any]:
+        """(input_ids, attention_mask) of token id lists, padded to the longest, on the
+        embedder's device."""
         import torch
 
         width = max(len(x) for x in ids)
@@ -242,19 +262,28 @@ class SentenceEmbedder:
         for row, seq in enumerate(ids):
             input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
             mask[row, :len(seq)] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        return input_ids.to(self.device), mask.to(self.device)
+
+    def _forward(self, ids: list[list[int]]) -> np.ndarray:
+        input_ids, mask = self.pad(ids)
         with inference(self.device, self.dtype):
             hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            hidden = hidden.float()
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            if self.pooling == "cls":
-                pooled = hidden[:, 0]
-            elif self.pooling == "max":
-                pooled = hidden.masked_fill(weights == 0, float("-inf")).max(dim=1).values
-            else:
-                summed = (hidden * weights).sum(dim=1)
-                counts = weights.sum(dim=1).clamp(min=1e-9)
-                pooled = summed / (counts.sqrt() if self.pooling == "mean_sqrt_len"
-                                   else counts)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            pooled = pool(hidden.float(), mask, self.pooling)
         return pooled.cpu().numpy().astype(np.float32, copy=False)  # type: ignore[no-any-return]
+
+
+def pool(hidden: Any, mask: Any, pooling: str) -> Any:
+    """One unit vector per row of `hidden` (batch, tokens, dim): the model's pooling over the
+    tokens the attention mask keeps, then L2 normalisation."""
+    import torch
+
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    elif pooling == "max":
+        pooled = hidden.masked_fill(weights == 0, float("-inf")).max(dim=1).values
+    else:
+        summed = (hidden * weights).sum(dim=1)
+        counts = weights.sum(dim=1).clamp(min=1e-9)
+        pooled = summed / (counts.sqrt() if pooling == "mean_sqrt_len" else counts)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)

@@ -23,6 +23,15 @@ def digest_weights_file(digest: Any, path: Path) -> None:
         digest.update(f.read(_MIB))
 
 
+def file_sha256(path: Path) -> str:
+    """The whole file's SHA-256 (hex), read in blocks: for files whose digest is pinned."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_MIB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fingerprint(directory: Path) -> str:
     """A short, cheap identity of a local model: config.json in full and each weight file's
     ends (see digest_weights_file), in file name order."""

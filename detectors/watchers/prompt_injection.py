@@ -60,6 +60,7 @@ from watchkeeper.detectors.watchers.injection_rules import (
     rule_hits,
     views,
 )
+from watchkeeper.detectors.watchers.model_files import file_sha256
 from watchkeeper.detectors.watchers.options import PromptInjectionOptions
 
 if TYPE_CHECKING:
@@ -128,10 +129,6 @@ def _sigmoid(z: float) -> float:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_pinned(file: Path, expected: str | None, what: str) -> dict[str, Any]:

@@ -8,13 +8,18 @@ Artifacts are versioned under the data dir:
     <data_dir>/watchers/<name>/v3/head.npz    coef (dim,) and intercept, float arrays
     <data_dir>/watchers/<name>/v3/meta.json   embedding model, label, threshold, metrics,
                                               created time, data fingerprint
+    <data_dir>/watchers/<name>/v3/encoder.safetensors
+                                              the tuned top layers of the encoder, when it
+                                              was trained with --tune-layers
 
 A version directory is written under a temporary name and renamed into place, and `current`
 is replaced atomically, so a watcher never loads half an artifact.
 
 Security: the head is stored as plain arrays (numpy .npz loaded with allow_pickle=False) and
 JSON, never as a pickle. joblib/pickle files execute code when loaded, so anyone who can
-write a model file could run code inside every watch process; plain arrays cannot. Heads are
+write a model file could run code inside every watch process; plain arrays cannot. A tuned
+encoder's layers are a safetensors file (tensors only), its SHA-256 pinned in meta.json, and
+every tensor must name a weight of the packaged model with that weight's shape. Heads are
 also only ever read from `<data_dir>/watchers/`, with names and versions checked so that no
 option can point the loader elsewhere. The price: only linear heads (logistic regression),
 which is also what generalises best on sentence embeddings here (docs/watchers.md).
@@ -45,12 +50,14 @@ import numpy as np
 
 from watchkeeper.detectors.watchers.base import Item, WatcherLoadError, WatcherSpec
 from watchkeeper.detectors.watchers.embedding import SentenceEmbedder
+from watchkeeper.detectors.watchers.encoder_tuning import Tuning
 from watchkeeper.detectors.watchers.head_training import (
     LinearHead,
     TrainResult,
     combine_scores,
     normalise_text,
 )
+from watchkeeper.detectors.watchers.model_files import file_sha256
 from watchkeeper.detectors.watchers.options import EmbeddingOptions, TrainableHeadOptions
 from watchkeeper.detectors.watchers.profanity import ProfanityCheck
 
@@ -59,6 +66,7 @@ DEFAULT_LABEL = "toxic"
 COMPANION = "profanity"  # the model a head may be combined with (meta.json "combine")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 VERSION = re.compile(r"^v(\d{1,9})$")
+TUNED_FILE = "encoder.safetensors"
 
 
 def default_data_dir() -> Path:
@@ -111,8 +119,10 @@ def artifact_dir(data_dir: Path | str, name: str, version: str = "current") -> P
 
 def save_head(data_dir: Path | str, name: str, result: TrainResult, *, label: str,
               embedder: SentenceEmbedder, data: dict[str, Any], companion: str | None = None,
-              extra: dict[str, Any] | None = None, make_current: bool = True) -> Path:
-    """Write a new version (v<N+1>) of the head and point `current` at it; returns its dir."""
+              extra: dict[str, Any] | None = None, make_current: bool = True,
+              tuned: tuple[dict[str, Any], Tuning] | None = None) -> Path:
+    """Write a new version (v<N+1>) of the head and point `current` at it; returns its dir.
+    `tuned`: the encoder's tuned layers (tensors by name) and how they were tuned."""
     root = head_root(data_dir, name)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".staging-{uuid.uuid4().hex}"
@@ -120,6 +130,15 @@ def save_head(data_dir: Path | str, name: str, result: TrainResult, *, label: st
     try:
         np.savez(staging / "head.npz", coef=result.head.coef.astype(np.float32),
                  intercept=np.array([result.head.intercept], dtype=np.float64))
+        encoder: dict[str, Any] = {}
+        if tuned is not None:
+            from safetensors.torch import save_file
+
+            weights, tuning = tuned
+            save_file({k: v.contiguous() for k, v in weights.items()}, staging / TUNED_FILE)
+            encoder["tuned"] = {"file": TUNED_FILE, "sha256": file_sha256(staging / TUNED_FILE),
+                                "layers": tuning.layers, "epochs": tuning.epochs,
+                                "batch": tuning.batch, "lr": tuning.lr, "seed": tuning.seed}
         existing = versions(data_dir, name)
         number = int(existing[-1][1:]) + 1 if existing else 1
         meta: dict[str, Any] = {
@@ -138,6 +157,7 @@ def save_head(data_dir: Path | str, name: str, result: TrainResult, *, label: st
                 "pooling": embedder.pooling,
                 "precision": "bf16" if embedder.dtype is not None and "bfloat16" in str(
                     embedder.dtype) else (str(embedder.dtype) if embedder.dtype else "fp32"),
+                **encoder,
             },
             "normalise_text": True,
             "head": {"type": "logistic_regression", "class_weight": "balanced",
@@ -185,6 +205,26 @@ def load_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def load_tuned(path: Path, tuned: dict[str, Any], embedder: SentenceEmbedder
+               ) -> SentenceEmbedder:
+    """The embedder with a version's tuned layers: the file must be the one meta.json pins."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    file = path / TUNED_FILE
+    if tuned.get("file") != TUNED_FILE or not file.is_file():
+        raise WatcherLoadError(f"{path}: meta.json names tuned encoder layers but "
+                               f"{TUNED_FILE} is missing")
+    if file_sha256(file) != tuned.get("sha256"):
+        raise WatcherLoadError(f"{file}: SHA-256 differs from the one meta.json pins "
+                               "(the file was changed after training)")
+    try:
+        weights = load_file(file)
+    except (SafetensorError, OSError) as exc:
+        raise WatcherLoadError(f"{file}: not a safetensors file ({exc})") from exc
+    return embedder.tuned(weights, f"{tuned['sha256'][:12]}")
+
+
 def load_linear_head(path: Path, dimensions: int) -> LinearHead:
     with np.load(path / "head.npz", allow_pickle=False) as arrays:
         coef = np.asarray(arrays["coef"], dtype=np.float32).reshape(-1)
@@ -220,6 +260,8 @@ class TrainableHead:
                 f"watcher {spec.name!r}: head {self.head_name} {self.path.name} was trained on "
                 f"embeddings of {embedding['version']}, but {embedding['model']!r} now loads "
                 f"{self.embedder.version}: retrain the head")
+        if embedding.get("tuned"):
+            self.embedder = load_tuned(self.path, embedding["tuned"], self.embedder)
         self.head = load_linear_head(self.path, self.embedder.dimensions)
         combine = self.meta.get("combine") or {}
         self.combine = str(combine.get("rule") or "none")
