@@ -33,7 +33,10 @@ from watchkeeper.agent.watch.labelled import (  # noqa: E402
     LabelledFile,
     load_labelled,
 )
-from watchkeeper.agent.watch.training import train_from_examples  # noqa: E402
+from watchkeeper.agent.watch.training import (  # noqa: E402
+    train_from_examples,
+    training_work,
+)
 from watchkeeper.detectors.watchers import (  # noqa: E402
     Embedder,
     Item,
@@ -206,8 +209,12 @@ def test_a_tuned_encoder_trains_saves_reloads_and_leaves_the_shared_model_alone(
     with pytest.raises(ValueError, match="has 6 layers"):
         train_from_examples(texts, labels, data_dir=tmp_path, name="tuned", device="cpu",
                             tuning=Tuning(layers=7))
+    done: list[int] = []
+    tuning = Tuning(layers=1, epochs=1.0)
     path, _ = train_from_examples(texts, labels, data_dir=tmp_path, name="tuned", device="cpu",
-                                  combine="none", tuning=Tuning(layers=1, epochs=1.0))
+                                  combine="none", tuning=tuning, progress=done.append,
+                                  tuning_progress=done.append)
+    assert sum(done) == training_work(len(texts), tuning)  # the progress bar's total
     tuned = json.loads((path / "meta.json").read_text())["embedding"]["tuned"]
     assert tuned["layers"] == 1 and tuned["file"] == "encoder.safetensors"
     weights = load_file(path / "encoder.safetensors")

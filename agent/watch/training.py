@@ -127,6 +127,16 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     return path, result
 
 
+def training_work(rows: int, tuning: Tuning | None) -> int:
+    """What train_from_examples reports to its progress callbacks for `rows` texts: each
+    text embedded once, or with tuning twice, plus the training split through the lower
+    layers and one per tuning step."""
+    if tuning is None:
+        return rows
+    tuned_rows = rows - math.ceil(VALIDATION * rows)
+    return 2 * rows + tuned_rows + tuning.steps(tuned_rows)
+
+
 def tune_on_training_split(embedder: SentenceEmbedder, texts: Sequence[str], x: np.ndarray,
                            labels: Sequence[int], weights: Sequence[float] | None,
                            sources: Sequence[str] | None, tuning: Tuning, seed: int,
@@ -368,10 +378,8 @@ def train_watcher(settings: Settings, request: TrainRequest) -> int:
         sources += [sources[j] for j, _ in copies]
     described = [part.examples.describe() for part in parts]
     tuning = request.tuning
-    # embedding once, or twice around the tuning steps (one bar, texts and steps alike)
-    work = len(texts) if tuning is None else (
-        2 * len(texts) + tuning.steps(len(texts) - math.ceil(VALIDATION * len(texts))))
-    with progress_bar("embedding" if tuning is None else "embedding, tuning", work) as advance:
+    with progress_bar("embedding" if tuning is None else "embedding, tuning",
+                      training_work(len(texts), tuning)) as advance:
         path, result = train_from_examples(
             texts, labels, data_dir=settings.data_dir, name=request.name,
             label=request.label, model=request.embedding_model,

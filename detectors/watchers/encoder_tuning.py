@@ -54,9 +54,11 @@ def encoder_layers(model: Any) -> Any:
     return layers
 
 
-def lower_states(embedder: SentenceEmbedder, texts: Sequence[str], skip: int) -> list[Any]:
+def lower_states(embedder: SentenceEmbedder, texts: Sequence[str], skip: int,
+                 progress: Callable[[int], None] | None = None) -> list[Any]:
     """Each text's hidden states below the top `skip` layers (bf16, one tensor per text, its
-    own length): computed once, they are the input of every training step."""
+    own length): computed once, they are the input of every training step. `progress(n)`
+    after each batch of n texts."""
     import torch
 
     from watchkeeper.detectors.watchers.torch_runtime import inference
@@ -75,6 +77,8 @@ def lower_states(embedder: SentenceEmbedder, texts: Sequence[str], skip: int) ->
                                     output_hidden_states=True).hidden_states[depth - skip]
         for k, r in enumerate(rows):
             states[r] = hidden[k, :len(ids[r])].to(torch.bfloat16).cpu().clone()
+        if progress is not None:
+            progress(len(rows))
     return states
 
 
@@ -83,7 +87,8 @@ def tune_encoder(embedder: SentenceEmbedder, texts: Sequence[str], labels: np.nd
                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train the top `tuning.layers` layers of the embedder's model (a copy; the shared model
     is untouched) together with `head` on the 0/1 labels; returns the tuned layers' tensors
-    by state_dict name. `progress(1)` after each step."""
+    by state_dict name. `progress(n)`: n texts run through the lower layers, then 1 per
+    training step."""
     import torch
 
     layers = encoder_layers(embedder.model)
@@ -91,7 +96,7 @@ def tune_encoder(embedder: SentenceEmbedder, texts: Sequence[str], labels: np.nd
         raise ValueError(f"--tune-layers {tuning.layers}: the encoder has {len(layers)} "
                          "layers")
     first = len(layers) - tuning.layers
-    states = lower_states(embedder, texts, tuning.layers)
+    states = lower_states(embedder, texts, tuning.layers, progress)
     top = torch.nn.ModuleList(copy.deepcopy(layers[first:])).to("cpu").train()
     linear = torch.nn.Linear(embedder.dimensions, 1)
     with torch.no_grad():
