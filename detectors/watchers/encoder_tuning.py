@@ -6,7 +6,8 @@ Why only the top layers, and why it fits on a CPU: the lower layers are run once
 their output kept (`lower_states`); each training step runs the top N layers forward and
 backward, a third of the model for N = 2. Measured on 2 CPU cores with native bf16 (AVX512-BF16)
 in docs/watchers.md: 350-420 texts per second for N = 2, a minute or two for tens of thousands
-of short texts, against 125 per second for all six layers of all-MiniLM-L6-v2.
+of short texts, against 125 per second for all six layers of all-MiniLM-L6-v2. Without
+native bf16 the steps run in fp32, as the embedder does.
 
 The loss is the head's: binary cross-entropy weighted as `head_training.balanced_weights`
 says, starting from the linear head fitted on frozen embeddings. The result is the tuned
@@ -110,9 +111,10 @@ def tune_encoder(embedder: SentenceEmbedder, texts: Sequence[str], labels: np.nd
     rng = np.random.default_rng(tuning.seed)
     torch.manual_seed(tuning.seed)
     batches = _length_batches(rng, [int(s.shape[0]) for s in states], tuning.batch)
+    bf16 = embedder.dtype == torch.bfloat16  # native bf16 CPUs: autocast as in scoring
     for _ in range(tuning.steps(len(states))):
         batch = next(batches)
-        pooled = _pooled(top, [states[i] for i in batch], embedder.pooling)
+        pooled = _pooled(top, [states[i] for i in batch], embedder.pooling, bf16)
         logits = linear(torch.nn.functional.normalize(pooled, p=2, dim=1))[:, 0]
         loss = (torch.nn.functional.binary_cross_entropy_with_logits(
             logits, y[batch], reduction="none") * w[batch]).mean()
@@ -145,9 +147,9 @@ def _length_batches(rng: np.random.Generator, lengths: list[int], size: int
             yield batches[int(k)]
 
 
-def _pooled(top: Any, states: list[Any], pooling: str) -> Any:
-    """The top layers over padded lower states, pooled as the embedder pools (bf16 autocast
-    on the CPU; the pooled vectors in fp32)."""
+def _pooled(top: Any, states: list[Any], pooling: str, bf16: bool) -> Any:
+    """The top layers over padded lower states, pooled as the embedder pools (with bf16
+    autocast where the embedder uses it; the pooled vectors in fp32)."""
     import torch
 
     from watchkeeper.detectors.watchers.embedding import pool
@@ -159,7 +161,7 @@ def _pooled(top: Any, states: list[Any], pooling: str) -> Any:
         hidden[row, :state.shape[0]] = state.float()
         mask[row, :state.shape[0]] = 1
     additive = (1.0 - mask[:, None, None, :]) * -1e4  # the attention bias of padding
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for layer in top:
             out = layer(hidden, additive)
             hidden = out[0] if isinstance(out, tuple) else out
