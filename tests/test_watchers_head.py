@@ -212,8 +212,7 @@ def test_a_tuned_encoder_trains_saves_reloads_and_leaves_the_shared_model_alone(
     done: list[int] = []
     tuning = Tuning(layers=1, epochs=1.0)
     path, _ = train_from_examples(texts, labels, data_dir=tmp_path, name="tuned", device="cpu",
-                                  combine="none", tuning=tuning, progress=done.append,
-                                  tuning_progress=done.append)
+                                  combine="none", tuning=tuning, progress=done.append)
     assert sum(done) == training_work(len(texts), tuning)  # the progress bar's total
     tuned = json.loads((path / "meta.json").read_text())["embedding"]["tuned"]
     assert tuned["layers"] == 1 and tuned["file"] == "encoder.safetensors"

@@ -79,8 +79,7 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
                         sources: Sequence[str] | None = None,
                         weights: Sequence[float] | None = None, combine: str = "auto",
                         make_current: bool = True, tuning: Tuning | None = None,
-                        progress: Callable[[int], None] | None = None,
-                        tuning_progress: Callable[[int], None] | None = None
+                        progress: Callable[[int], None] | None = None
                         ) -> tuple[Path, TrainResult]:
     """Embed `texts` (normalised), train the head on the 0/1 `labels` (rows of several
     `sources` balanced, weighted by `weights`; combined with the profanity model by
@@ -88,8 +87,9 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     under data_dir and, with make_current, make it current. `data` describes where the
     examples came from (it lands in meta.json; a fingerprint of the pairs is always added).
     With `tuning`, the encoder's top layers are first fine-tuned on the training split
-    (`tune_on_training_split`) and the head is trained on the tuned embeddings.
-    Returns the version's directory and the training result (validation metrics inside)."""
+    (`tune_on_training_split`) and the head is trained on the tuned embeddings. `progress(n)`
+    reports work done, training_work(len(texts), tuning) in all. Returns the version's
+    directory and the training result (validation metrics inside)."""
     from watchkeeper.detectors.watchers.embedding import PACKAGED, SentenceEmbedder
     from watchkeeper.detectors.watchers.head_training import (
         check_labels,
@@ -110,11 +110,12 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     normalised = [normalise_text(t) for t in texts]
     companion, companion_version = companion_scores(normalised, combine)
     x = embedder.encode_texts(normalised, progress=progress)
-    tuned = None
+    tuned: tuple[dict[str, Any], Tuning] | None = None
     if tuning is not None:
-        tuned = tune_on_training_split(embedder, normalised, x, labels, weights, sources,
-                                       tuning, seed, tuning_progress)
-        embedder = embedder.tuned(tuned, f"tuned{tuning.layers}")
+        layers = tune_on_training_split(embedder, normalised, x, labels, weights, sources,
+                                        tuning, seed, progress)
+        tuned = (layers, tuning)
+        embedder = embedder.tuned(layers, f"tuned{tuning.layers}")
         x = embedder.encode_texts(normalised, progress=progress)
     result = train_head(x, labels, weights=weights, sources=sources, companion=companion,
                         combine=combine if companion is not None else "none", seed=seed,
@@ -122,13 +123,12 @@ def train_from_examples(texts: Sequence[str], labels: Sequence[int], *, data_dir
     described = {"source": "examples", "rows": len(labels), "positives": int(sum(labels)),
                  **(data or {}), "fingerprint": fingerprint(texts, labels)}
     path = save_head(data_dir, name, result, label=label, embedder=embedder, data=described,
-                     companion=companion_version, make_current=make_current,
-                     tuned=None if tuned is None or tuning is None else (tuned, tuning))
+                     companion=companion_version, make_current=make_current, tuned=tuned)
     return path, result
 
 
 def training_work(rows: int, tuning: Tuning | None) -> int:
-    """What train_from_examples reports to its progress callbacks for `rows` texts: each
+    """What train_from_examples reports to its progress callback for `rows` texts: each
     text embedded once, or with tuning twice, plus the training split through the lower
     layers and one per tuning step."""
     if tuning is None:
@@ -388,7 +388,7 @@ def train_watcher(settings: Settings, request: TrainRequest) -> int:
             combine=request.combine, make_current=False, tuning=tuning,
             data=described[0] if len(described) == 1 else {"source": "combined",
                                                            "parts": described},
-            progress=advance, tuning_progress=advance)
+            progress=advance)
     metrics = {**result.metrics, "threshold_source": f"chosen: {result.threshold_rule}"}
     metrics["calibration"] = metrics["calibration"]["bins"]
     metrics["ece"] = result.metrics["calibration"]["ece"]
