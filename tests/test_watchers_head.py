@@ -44,7 +44,7 @@ from watchkeeper.detectors.watchers import (  # noqa: E402
     WatcherLoadError,
     WatcherSpec,
 )
-from watchkeeper.detectors.watchers.encoder_tuning import Tuning  # noqa: E402
+from watchkeeper.detectors.watchers.encoder_tuning import Tuning, lower_states  # noqa: E402
 from watchkeeper.detectors.watchers.head_training import (  # noqa: E402
     check_threshold_rule,
     choose_threshold,
@@ -205,6 +205,15 @@ def test_a_tuned_encoder_trains_saves_reloads_and_leaves_the_shared_model_alone(
     held_out = HELD_OUT_INSULTS + HELD_OUT_NEUTRAL
     items = [Item(str(i), "completion", t) for i, t in enumerate(held_out)]
     before = np.asarray(embedder.embed(items))
+    # the lower layers run on their own give what the whole model gives at that depth (the
+    # states are kept in bf16: within its rounding)
+    model, ids = embedder.model, [embedder.tokenizer(t)["input_ids"] for t in held_out]  # type: ignore[attr-defined]
+    input_ids, mask = embedder.pad(ids)  # type: ignore[attr-defined]
+    reference = model(input_ids=input_ids, attention_mask=mask,
+                      output_hidden_states=True).hidden_states[4]
+    for row, state in enumerate(lower_states(embedder, held_out, 2)):  # type: ignore[arg-type]
+        assert np.abs(state.float().numpy() - reference[row, :len(ids[row])].detach().numpy()
+                      ).max() < 0.05
     texts, labels = synthetic(160, seed=5)
     with pytest.raises(ValueError, match="has 6 layers"):
         train_from_examples(texts, labels, data_dir=tmp_path, name="tuned", device="cpu",
@@ -251,6 +260,13 @@ def test_a_tuned_encoder_trains_saves_reloads_and_leaves_the_shared_model_alone(
         meta_file.write_text(json.dumps(meta))
         with pytest.raises(WatcherLoadError, match=message):
             build(spec)
+    file.unlink()
+    with pytest.raises(WatcherLoadError, match="is missing"):
+        build(spec)
+    meta["embedding"]["tuned"] = "yes"  # a meta.json edited by hand
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(WatcherLoadError, match="not the record"):
+        build(spec)
 
 
 def test_a_head_combined_with_another_profanity_model_refuses_to_load(tmp_path: Path) -> None:

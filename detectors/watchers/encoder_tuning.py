@@ -67,15 +67,15 @@ def lower_states(embedder: SentenceEmbedder, texts: Sequence[str], skip: int,
     ids: list[list[int]] = embedder.tokenizer(
         list(texts), truncation=True, max_length=embedder.max_length,
         add_special_tokens=True)["input_ids"]
-    depth = len(encoder_layers(embedder.model))
+    layers = encoder_layers(embedder.model)
+    lower = layers[:len(layers) - skip]
     states: list[Any] = [None] * len(ids)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     for start in range(0, len(order), embedder.max_batch):
         rows = order[start:start + embedder.max_batch]
         input_ids, mask = embedder.pad([ids[r] for r in rows])
         with inference(embedder.device, embedder.dtype):
-            hidden = embedder.model(input_ids=input_ids, attention_mask=mask,
-                                    output_hidden_states=True).hidden_states[depth - skip]
+            hidden = run_layers(lower, embedder.model.embeddings(input_ids=input_ids), mask)
         for k, r in enumerate(rows):
             states[r] = hidden[k, :len(ids[r])].to(torch.bfloat16).cpu().clone()
         if progress is not None:
@@ -160,9 +160,17 @@ def _pooled(top: Any, states: list[Any], pooling: str, bf16: bool) -> Any:
     for row, state in enumerate(states):
         hidden[row, :state.shape[0]] = state.float()
         mask[row, :state.shape[0]] = 1
-    additive = (1.0 - mask[:, None, None, :]) * -1e4  # the attention bias of padding
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for layer in top:
-            out = layer(hidden, additive)
-            hidden = out[0] if isinstance(out, tuple) else out
+        hidden = run_layers(top, hidden, mask)
     return pool(hidden.float(), mask, pooling)
+
+
+def run_layers(layers: Any, hidden: Any, mask: Any) -> Any:
+    """Transformer layers over hidden states (batch, tokens, dim), the padding that `mask`
+    (batch, tokens; 1 = token) leaves out masked by an additive attention bias. Only the
+    layers asked for run: the lower ones for `lower_states`, the top ones per step."""
+    bias = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * -1e4
+    for layer in layers:
+        out = layer(hidden, bias)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden

@@ -205,14 +205,17 @@ def load_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_tuned(path: Path, tuned: dict[str, Any], embedder: SentenceEmbedder
+def load_tuned(path: Path, tuned: Any, embedder: SentenceEmbedder
                ) -> SentenceEmbedder:
     """The embedder with a version's tuned layers: the file must be the one meta.json pins."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     file = path / TUNED_FILE
-    if tuned.get("file") != TUNED_FILE or not file.is_file():
+    if not isinstance(tuned, dict) or tuned.get("file") != TUNED_FILE:
+        raise WatcherLoadError(f"{path}: meta.json's embedding.tuned is not the record "
+                               "train-watcher writes")
+    if not file.is_file():
         raise WatcherLoadError(f"{path}: meta.json names tuned encoder layers but "
                                f"{TUNED_FILE} is missing")
     if file_sha256(file) != tuned.get("sha256"):
